@@ -1,0 +1,41 @@
+# Two commands do all set-up on a fresh machine: `make dev` and `make test`.
+# Both create .venv and install the workspace first (uv is bootstrapped with pip if missing).
+
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+VENV := .venv
+STAMP := $(VENV)/.installed
+PYTHON_SOURCES := services shared testing deploy bench scripts
+TYPED_SOURCES := services/auth/src services/mcp/src shared/src testing/src scripts \
+	services/auth/tests services/mcp/tests shared/tests testing/tests deploy/tests
+
+.PHONY: install dev test lint fmt bench clean
+
+$(UV):
+	python3 -m pip install --user --quiet "uv>=0.5"
+
+$(STAMP): $(UV) uv.lock pyproject.toml services/auth/pyproject.toml services/mcp/pyproject.toml shared/pyproject.toml testing/pyproject.toml
+	$(UV) sync --frozen --all-packages
+	touch $(STAMP)
+
+install: $(STAMP)
+
+dev: install
+	$(VENV)/bin/python scripts/dev_stack.py
+
+lint: install
+	$(VENV)/bin/ruff check $(PYTHON_SOURCES)
+	$(VENV)/bin/ruff format --check $(PYTHON_SOURCES)
+	$(VENV)/bin/mypy $(TYPED_SOURCES)
+
+fmt: install
+	$(VENV)/bin/ruff format $(PYTHON_SOURCES)
+	$(VENV)/bin/ruff check --fix $(PYTHON_SOURCES)
+
+test: lint
+	$(VENV)/bin/pytest
+
+bench: install
+	$(VENV)/bin/python bench/report.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
