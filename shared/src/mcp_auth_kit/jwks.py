@@ -1,0 +1,201 @@
+"""Keeps the auth service's signing keys in memory, parsed once, so token checks never wait on the network.
+
+Keys come from the `jwks_uri` of the issuer's RFC 8414 metadata. They are refreshed after the
+`Cache-Control: max-age` the auth service sends (in the background: requests keep using the keys in
+hand), re-fetched when a token names an unknown `kid` (at most once per `refetch_interval`), and kept
+while the auth service is unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jwt
+from prometheus_client import Counter
+
+from mcp_auth_kit.rfc8414_discovery import DiscoveryError, endpoint, fetch_metadata
+
+logger = logging.getLogger(__name__)
+
+JWKS_FETCHES = Counter("mcp_auth_jwks_fetches_total", "JWKS fetches from the auth service", ["outcome"])
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
+_NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|$)", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class VerificationKey:
+    """A published public key and the one algorithm it may verify (RFC 8725 §3.1: not the token's pick)."""
+
+    kid: str
+    algorithm: str
+    key: Any  # a `cryptography` public key object, ready for `verify`
+    jwk: Mapping[str, Any]
+
+
+def parse_jwks(document: Any, previous: Mapping[str, VerificationKey]) -> dict[str, VerificationKey]:
+    """Turn a JWK Set into key objects, skipping keys we must not use and reusing unchanged ones."""
+    raw_keys = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(raw_keys, list):
+        raise ValueError("JWKS document has no keys array")
+    keys: dict[str, VerificationKey] = {}
+    for jwk in raw_keys:
+        if not isinstance(jwk, dict) or not isinstance(jwk.get("kid"), str):
+            continue
+        kid = jwk["kid"]
+        # RFC 7517 §4.2: only signature keys; symmetric or private material never belongs in a public JWKS.
+        if jwk.get("use", "sig") != "sig" or jwk.get("kty") == "oct" or "d" in jwk:
+            logger.warning("ignoring unusable JWK", extra={"kid": kid})
+            continue
+        if kid in keys:
+            logger.warning("ignoring duplicate JWK kid", extra={"kid": kid})
+            continue
+        unchanged = previous.get(kid)
+        if unchanged is not None and unchanged.jwk == jwk:
+            keys[kid] = unchanged
+            continue
+        try:
+            parsed = jwt.PyJWK(jwk)
+            parsed.Algorithm.prepare_key(parsed.key)  # rejects, e.g., a P-384 key labelled ES256
+        except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError):
+            logger.warning("ignoring malformed JWK", extra={"kid": kid})
+            continue
+        # PyJWK takes `alg` from the JWK, else infers it from kty/crv (P-256: ES256, OKP: EdDSA, RSA: RS256).
+        keys[kid] = VerificationKey(kid=kid, algorithm=parsed.algorithm_name, key=parsed.key, jwk=dict(jwk))
+    return keys
+
+
+def cache_lifetime(cache_control: str | None, default: float, minimum: float, maximum: float) -> float:
+    """Seconds to keep a JWKS: its `max-age`, clamped so a careless header cannot cause a fetch storm."""
+    if cache_control:
+        if _NO_CACHE.search(cache_control):
+            return minimum
+        match = _MAX_AGE.search(cache_control)
+        if match:
+            return min(max(float(match.group(1)), minimum), maximum)
+    return default
+
+
+class JWKSCache:
+    """The signing keys of one issuer, fetched with httpx and held as parsed key objects."""
+
+    def __init__(
+        self,
+        issuer: str,
+        *,
+        http_client: httpx.AsyncClient | None = None,
+        jwks_uri: str | None = None,
+        default_max_age: float = 300.0,
+        min_max_age: float = 10.0,
+        max_max_age: float = 86400.0,
+        refetch_interval: float = 10.0,
+        timeout: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.issuer = issuer
+        self._owns_client = http_client is None
+        self._client = http_client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self._jwks_uri = jwks_uri
+        self._default_max_age = default_max_age
+        self._min_max_age = min_max_age
+        self._max_max_age = max_max_age
+        self._refetch_interval = refetch_interval
+        self._clock = clock
+        self._keys: dict[str, VerificationKey] = {}
+        self._loaded = False
+        self._expires_at = 0.0
+        # Failed fetches back off; unknown-kid refetches are rate-limited among themselves only, so a
+        # routine fetch just before a rotation never delays learning the new key.
+        self._last_failure = float("-inf")
+        self._last_kid_refetch = float("-inf")
+        self._generation = 0
+        self._lock = asyncio.Lock()
+        self._background: asyncio.Task[None] | None = None
+
+    @property
+    def loaded(self) -> bool:
+        """True once a JWKS has been fetched successfully (the resource server's readiness)."""
+        return self._loaded
+
+    def is_current(self, key: VerificationKey) -> bool:
+        """Whether `key` is still published: a cached token dies with its key when the auth service drops it.
+
+        Unchanged keys keep their identity across refreshes (see `parse_jwks`).
+        """
+        return self._keys.get(key.kid) is key
+
+    async def get(self, kid: str) -> VerificationKey | None:
+        """The key for `kid`, fetching the JWKS first if none is loaded or the `kid` is new to us."""
+        now = self._clock()
+        if not self._loaded:
+            await self._refresh_if_due(now)
+        elif now >= self._expires_at:
+            self._refresh_in_background()
+        key = self._keys.get(kid)
+        if key is None and self._loaded and now - self._last_kid_refetch >= self._refetch_interval:
+            # A new kid usually means the auth service rotated keys; rate-limited so junk kids cannot DoS it.
+            self._last_kid_refetch = now
+            await self._refresh_if_due(now)
+            key = self._keys.get(kid)
+        return key
+
+    async def ensure_loaded(self) -> bool:
+        """Try to load the keys (respecting the retry interval) and say whether any are loaded."""
+        if not self._loaded:
+            await self._refresh_if_due(self._clock())
+        return self._loaded
+
+    async def refresh(self) -> None:
+        """Fetch the JWKS now; on failure keep the current keys and raise."""
+        generation = self._generation
+        async with self._lock:
+            if self._generation != generation:
+                return  # another task fetched while we waited for the lock
+            try:
+                await self._fetch()
+            except (DiscoveryError, httpx.HTTPError, ValueError):
+                JWKS_FETCHES.labels("error").inc()
+                self._last_failure = self._clock()
+                # Keep serving the keys we have; try again after the retry interval.
+                self._expires_at = self._clock() + self._refetch_interval
+                raise
+            finally:
+                self._generation += 1
+            JWKS_FETCHES.labels("ok").inc()
+
+    async def aclose(self) -> None:
+        if self._background is not None:
+            self._background.cancel()
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def _refresh_if_due(self, now: float) -> None:
+        if not self._lock.locked() and now - self._last_failure < self._refetch_interval:
+            return
+        try:
+            await self.refresh()
+        except (DiscoveryError, httpx.HTTPError, ValueError) as exc:
+            logger.warning("JWKS refresh failed; keeping %d cached keys: %s", len(self._keys), exc)
+
+    def _refresh_in_background(self) -> None:
+        if self._background is None or self._background.done():
+            self._background = asyncio.get_running_loop().create_task(self._refresh_if_due(self._clock()))
+
+    async def _fetch(self) -> None:
+        if self._jwks_uri is None:
+            self._jwks_uri = endpoint(await fetch_metadata(self._client, self.issuer), "jwks_uri")
+        response = await self._client.get(self._jwks_uri, headers={"Accept": "application/json"})
+        response.raise_for_status()
+        keys = parse_jwks(response.json(), self._keys)
+        lifetime = cache_lifetime(
+            response.headers.get("cache-control"), self._default_max_age, self._min_max_age, self._max_max_age
+        )
+        self._keys = keys
+        self._loaded = True
+        self._expires_at = self._clock() + lifetime
