@@ -1,0 +1,1 @@
+"""OAuth 2.1 authorization server for fleets of MCP servers."""

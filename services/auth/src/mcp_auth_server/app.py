@@ -1,0 +1,232 @@
+"""The composition root: `create_app(settings)` builds the auth service from its settings.
+
+Every endpoint module contributes a router; this file is where a reader sees them all. With an
+issuer that has a path (`https://host/tenant`), endpoints live under that path and metadata is
+also served at the RFC 8414 §3.1 location (`/.well-known/oauth-authorization-server/tenant`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from mcp_auth_kit.observability import ObservabilityMiddleware, metrics_endpoint
+from mcp_auth_server.crypto.secret_box import SecretBox
+from mcp_auth_server.db.engine import create_engine, create_session_factory
+from mcp_auth_server.db.migrate import ensure_migrated
+from mcp_auth_server.endpoints import (
+    account_session,
+    authorize,
+    callback,
+    connected_apps,
+    consent,
+    dev_login,
+    health,
+    introspect,
+    jwks,
+    metadata,
+    register,
+    revoke,
+    token,
+)
+from mcp_auth_server.oauth.client_id_metadata_document import MetadataDocumentFetcher
+from mcp_auth_server.oauth.errors import NO_STORE, OAuthError
+from mcp_auth_server.runtime import Runtime
+from mcp_auth_server.settings import AuthSettings
+from mcp_auth_server.store.client_resolution import ClientResolver
+from mcp_auth_server.store.housekeeping import prune_periodically
+from mcp_auth_server.store.key_rotation import rotate_signing_key_if_due
+from mcp_auth_server.store.resources import ResourceRegistry
+from mcp_auth_server.store.signing_keys import KeyRing, ensure_signing_key
+from mcp_auth_server.upstreams.registry import build_connector
+from mcp_auth_server.web.cookies import CookiePolicy
+from mcp_auth_server.web.cors import OpenCorsForPaths
+from mcp_auth_server.web.rate_limits import RateLimits
+
+log = logging.getLogger(__name__)
+TEMPLATES = Path(__file__).parent / "web" / "templates"
+CORS_PATHS = [
+    "/.well-known/oauth-authorization-server",
+    "/.well-known/openid-configuration",
+    "/jwks.json",
+    "/token",
+    "/register",
+    "/revoke",
+    "/introspect",
+]
+
+
+def upstream_timeout(seconds: float) -> httpx.Timeout:
+    """Upstream calls are bounded (AUTH_UPSTREAM_TIMEOUT_SECONDS): a slow GitHub cannot hold requests open."""
+    return httpx.Timeout(seconds, connect=min(seconds, 5.0))
+
+
+def create_app(settings: AuthSettings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await _start(settings)
+        app.state.runtime = runtime
+        reloader = asyncio.create_task(_reload_periodically(runtime))
+        housekeeper = asyncio.create_task(prune_periodically(runtime.engine, settings))
+        try:
+            yield
+        finally:
+            reloader.cancel()
+            housekeeper.cancel()
+            await runtime.http.aclose()
+            await runtime.clients.aclose()
+            await runtime.engine.dispose()
+
+    app = FastAPI(title="MCP auth service", lifespan=lifespan, docs_url=None, redoc_url=None)
+    prefix = urlsplit(settings.auth_issuer).path
+    app.include_router(health.router)
+    routers = [metadata, jwks, register, authorize, consent, callback, token, revoke, introspect]
+    routers += [connected_apps, account_session]  # the user's own pages
+    if settings.auth_upstream == "dev":
+        routers.append(dev_login)
+    for module in routers:
+        app.include_router(module.router, prefix=prefix)
+    cors_paths = {f"{prefix}{path}" for path in CORS_PATHS}
+    if prefix:
+        # RFC 8414 §3.1 inserts the well-known segment between host and path.
+        for well_known in ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"):
+            app.add_api_route(
+                f"{well_known}{prefix}", metadata.metadata, methods=["GET"], include_in_schema=False
+            )
+            cors_paths.add(f"{well_known}{prefix}")
+    app.add_middleware(OpenCorsForPaths, paths=cors_paths)
+    # Outermost, so every response (errors included) gets a request id, a log line and metrics.
+    app.add_middleware(ObservabilityMiddleware)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    _install_error_handlers(app)
+    return app
+
+
+async def _start(settings: AuthSettings) -> Runtime:
+    engine = create_engine(settings.database_url)
+    await ensure_migrated(settings.database_url)
+    sessions = create_session_factory(engine)
+    secret = settings.secret_key
+    signing_box = SecretBox(secret, "signing-key")
+    async with sessions() as session:
+        await ensure_signing_key(session, signing_box, settings.auth_signing_alg)
+    keyring = KeyRing(sessions, signing_box, settings.auth_access_token_ttl)
+    await keyring.load()
+    resources = ResourceRegistry(sessions, settings.resources)
+    await resources.load()
+    http = httpx.AsyncClient(
+        timeout=upstream_timeout(settings.auth_upstream_timeout_seconds), follow_redirects=False
+    )
+    templates = Environment(
+        loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(), enable_async=False
+    )
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        keyring=keyring,
+        resources=resources,
+        upstream=build_connector(settings, http),
+        http=http,
+        templates=templates,
+        upstream_token_box=SecretBox(secret, "upstream-token"),
+        upstream_request_box=SecretBox(secret, "upstream-request"),
+        cookies=CookiePolicy(settings.auth_issuer, secret),
+        clients=ClientResolver(_metadata_document_fetcher(settings), settings.auth_client_idle_days),
+        rate_limits=RateLimits(settings),
+    )
+
+
+def _metadata_document_fetcher(settings: AuthSettings) -> MetadataDocumentFetcher | None:
+    if not settings.auth_client_metadata_documents:
+        return None
+    # Loopback documents are fetched only when this server itself runs on loopback (local runs).
+    return MetadataDocumentFetcher(
+        allow_loopback=settings.is_local, ca_bundle=settings.auth_client_metadata_ca_bundle
+    )
+
+
+async def _reload_periodically(runtime: Runtime) -> None:
+    """Pick up keys rotated and resources added by the CLI or another replica."""
+    while True:
+        await asyncio.sleep(runtime.settings.auth_reload_seconds)
+        try:
+            await rotate_signing_key_if_due(runtime)  # AUTH_KEY_ROTATION_DAYS
+            await runtime.keyring.load()
+            await runtime.resources.load()
+        except Exception:  # keep serving with the keys we have; the next round retries
+            log.exception("reloading signing keys failed")
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(OAuthError)
+    async def oauth_error(_request: Request, exc: OAuthError) -> Response:
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(_request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
+        return OAuthError("invalid_request", f"{where}: {first.get('msg', 'malformed request')}").response()
+
+    async def database_unavailable(_request: Request, exc: Exception) -> Response:
+        # Fail fast and tell clients when to retry; never a 500 with a traceback.
+        if isinstance(exc, DBAPIError) and _sqlstate(exc).startswith(DATA_EXCEPTION_SQLSTATE):
+            # A value the database cannot hold (a NUL byte, an over-long string) slipped past validation:
+            # the client's input is at fault, so it gets invalid_request, not a 500.
+            log.warning("database refused a value: %s", type(exc.orig).__name__)
+            return OAuthError(
+                "invalid_request", "a parameter has a value this server cannot accept"
+            ).response()
+        if isinstance(exc, DBAPIError) and not _is_outage(exc):
+            raise exc  # a bug (e.g. an IntegrityError), not an outage: a 500, logged with its traceback
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return JSONResponse(
+            {
+                "error": "temporarily_unavailable",
+                "error_description": "the database is unavailable, retry shortly",
+            },
+            status_code=503,
+            headers={**NO_STORE, "Retry-After": "2"},
+        )
+
+    # Connection-level failures only; an IntegrityError is a bug and must not pass as an outage.
+    # TimeoutError: asyncpg's connect and command timeouts (nothing else here raises the builtin).
+    for exc_type in (DBAPIError, PoolTimeout, ConnectionError, TimeoutError):
+        app.add_exception_handler(exc_type, database_unavailable)
+
+
+# SQLSTATEs meaning "the database is not there right now" (PostgreSQL manual, Appendix A): class 08
+# connection exceptions, 57P01-57P03 shutting down / crashed / starting up, 53300 too many connections.
+UNAVAILABLE_SQLSTATES = ("08", "57P", "53300")
+# Class 22, data exception: invalid text (e.g. NUL), string too long, numeric out of range.
+DATA_EXCEPTION_SQLSTATE = "22"
+
+
+def _sqlstate(exc: DBAPIError) -> str:
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return sqlstate if isinstance(sqlstate, str) else ""
+
+
+def _is_outage(exc: DBAPIError) -> bool:
+    """Whether a driver error means the database went away, rather than a query being wrong.
+
+    asyncpg's errors reach SQLAlchemy as plain `DBAPIError`s (a shutdown mid-query, "the database
+    system is shutting down" on connect) or as `InternalError` on a connection the server cut
+    ("another operation is in progress"): measured by faults/test_database_outage.py.
+    """
+    if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+        return True
+    return _sqlstate(exc).startswith(UNAVAILABLE_SQLSTATES)

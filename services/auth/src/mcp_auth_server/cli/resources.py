@@ -1,0 +1,82 @@
+"""`mcp-auth resources add/list/remove`: the MCP servers tokens may be issued for."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from mcp_auth_server.cli.database import command_session, table
+from mcp_auth_server.cli.errors import CommandError
+from mcp_auth_server.clock import now
+from mcp_auth_server.db.models import Resource
+from mcp_auth_server.oauth.rfc8707_resource_indicators import InvalidResource, canonical_resource
+from mcp_auth_server.store.resources import OFFLINE_ACCESS, merged, registered
+
+
+def register(commands: Any) -> None:
+    group = commands.add_parser("resources", help="resource servers (MCP servers)").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    add = group.add_parser("add", help="add or update a resource server")
+    add.add_argument("resource", help="its canonical MCP URL, e.g. https://tools.example.com/mcp")
+    add.add_argument("--scope", action="append", required=True, help="repeatable")
+    add.add_argument("--default-scope", action="append", default=[], help="granted when a client asks none")
+    add.add_argument("--name")
+    add.set_defaults(handler=add_resource)
+    group.add_parser("list", help="list resource servers (configured and added)").set_defaults(
+        handler=list_resources
+    )
+    remove = group.add_parser("remove", help="remove a resource server added with the CLI")
+    remove.add_argument("resource")
+    remove.set_defaults(handler=remove_resource)
+
+
+async def add_resource(args: argparse.Namespace) -> None:
+    try:
+        resource = canonical_resource(args.resource)
+    except InvalidResource as exc:
+        raise CommandError(f"{args.resource}: {exc}") from None
+    if OFFLINE_ACCESS in args.scope:
+        raise CommandError("offline_access is not a resource scope; clients add it themselves")
+    if not set(args.default_scope) <= set(args.scope):
+        raise CommandError("--default-scope values must be among the --scope values")
+    async with command_session() as (_settings, session):
+        row = await session.get(Resource, resource) or Resource(resource=resource, created_at=now())
+        row.scopes, row.default_scopes, row.name = args.scope, args.default_scope, args.name
+        session.add(row)
+        await session.commit()
+    print(f"resource {resource}: scopes {' '.join(args.scope)}")
+
+
+async def list_resources(_args: argparse.Namespace) -> None:
+    async with command_session() as (settings, session):
+        added = (await session.scalars(select(Resource))).all()
+        configured = [registered(config) for config in settings.resources]
+        from_config = {r.resource for r in configured}
+        resources = sorted(merged(added, configured).values(), key=lambda r: r.resource)
+    rows = [
+        [
+            r.resource,
+            "config" if r.resource in from_config else "cli",
+            " ".join(r.scopes),
+            " ".join(r.default_scopes),
+            r.name,
+        ]
+        for r in resources
+    ]
+    print(table(rows, ["RESOURCE", "SOURCE", "SCOPES", "DEFAULT", "NAME"]))
+
+
+async def remove_resource(args: argparse.Namespace) -> None:
+    async with command_session() as (_settings, session):
+        result = await session.execute(
+            delete(Resource).where(Resource.resource == canonical_resource(args.resource))
+        )
+        await session.commit()
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise CommandError(
+            f"no resource {args.resource} was added with the CLI (configured ones come from AUTH_RESOURCES)"
+        )
+    print(f"removed {args.resource}")

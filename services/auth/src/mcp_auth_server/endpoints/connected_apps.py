@@ -1,0 +1,99 @@
+"""The user's page of connected applications: who can use which MCP server for them, and revoking it.
+
+GET /account/apps lists the signed-in user's live grants (or offers to sign in); each row's
+Revoke button POSTs to /account/apps/revoke with a CSRF token bound to the browser cookie
+(the consent page's rule, web/cookies.py) and is answered with 303 back to the page.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from fastapi import APIRouter, Request
+from starlette.responses import RedirectResponse, Response
+
+from mcp_auth_server.endpoints.account_session import (
+    ACCOUNT_HOME,
+    BINDING_MAX_AGE,
+    LOGOUT_PURPOSE,
+    forged_form_page,
+)
+from mcp_auth_server.endpoints.dependencies import RuntimeDep, SessionDep
+from mcp_auth_server.endpoints.sign_in import user_of_session
+from mcp_auth_server.store import audit
+from mcp_auth_server.store.connected_apps import connected_apps, revoke_connection
+from mcp_auth_server.web.cookies import BROWSER
+from mcp_auth_server.web.pages import render
+
+router = APIRouter()
+REVOKE_PURPOSE = "account:revoke"
+
+
+@router.get(ACCOUNT_HOME, include_in_schema=False)
+async def connected_apps_page(request: Request, runtime: RuntimeDep, session: SessionDep) -> Response:
+    user = await user_of_session(runtime, session, request)
+    if user is None:
+        return render(
+            runtime.templates,
+            "connected_apps.html",
+            user_login=None,
+            sign_in_url=runtime.url("/account/login"),
+            upstream_name=runtime.upstream.display_name,
+        )
+    names = {registered.resource: registered.name for registered in runtime.resources.all()}
+    apps = await connected_apps(session, user.id)
+    binding, _ = runtime.cookies.browser_binding(request)
+    response = render(
+        runtime.templates,
+        "connected_apps.html",
+        user_login=user.login or user.name or user.email or "you",
+        apps=[
+            {
+                "client_id": app.client_id,
+                "client_name": app.client_name,
+                "resources": [
+                    {
+                        "resource": r.resource,
+                        "name": names.get(r.resource, r.resource),
+                        "scopes": r.scopes,
+                        "granted": _when(r.granted_at),
+                        "last_used": _when(r.last_used_at),
+                    }
+                    for r in app.resources
+                ],
+            }
+            for app in apps
+        ],
+        revoke_action=runtime.url("/account/apps/revoke"),
+        revoke_csrf_token=runtime.cookies.csrf_token(binding, REVOKE_PURPOSE),
+        logout_action=runtime.url("/account/logout"),
+        logout_csrf_token=runtime.cookies.csrf_token(binding, LOGOUT_PURPOSE),
+    )
+    # Written on every view, so the forms of a page left open keep working as long as the binding.
+    runtime.cookies.write(response, BROWSER, binding, max_age=BINDING_MAX_AGE)
+    return response
+
+
+@router.post("/account/apps/revoke", include_in_schema=False)
+async def revoke_app(request: Request, runtime: RuntimeDep, session: SessionDep) -> Response:
+    form = await request.form()
+    client_id, resource, csrf_token = (
+        str(form.get(name, "")) for name in ("client_id", "resource", "csrf_token")
+    )
+    if not runtime.cookies.csrf_valid(runtime.cookies.read(request, BROWSER), REVOKE_PURPOSE, csrf_token):
+        return forged_form_page(runtime)
+    user = await user_of_session(runtime, session, request)
+    if user is not None:
+        for grant_id in await revoke_connection(session, user.id, client_id, resource):
+            audit.record(
+                session, "grant_revoked", user_id=user.id, client_id=client_id, grant_id=grant_id, by="user"
+            )
+        await session.commit()
+    # A session that ended meanwhile lands on the page's sign-in offer; a reload never re-posts.
+    return RedirectResponse(runtime.url(ACCOUNT_HOME), status_code=303)
+
+
+def _when(moment: int | None) -> str:
+    if moment is None:
+        return "never"
+    return datetime.datetime.fromtimestamp(moment, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")

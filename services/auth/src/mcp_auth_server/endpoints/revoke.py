@@ -1,0 +1,53 @@
+"""Token revocation (RFC 7009), POST /revoke, for public and confidential clients alike.
+
+A refresh token ends its grant and whole family; an access token's `jti` is remembered until
+it would have expired (introspecting resource servers then see it inactive). A client can only
+revoke its own tokens; another client's, or an unknown token, gets the same 200 (§2.2), so
+the endpoint reveals nothing.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from mcp_auth_server.crypto.opaque_tokens import hash_secret
+from mcp_auth_server.db.models import Grant, RefreshToken, RevokedAccessToken
+from mcp_auth_server.endpoints.dependencies import RuntimeDep, SessionDep
+from mcp_auth_server.endpoints.token import read_form
+from mcp_auth_server.oauth.errors import NO_STORE, invalid_request
+from mcp_auth_server.oauth.rfc6749_client_authentication import authenticate_client
+from mcp_auth_server.oauth.rfc9068_access_tokens import InvalidAccessToken, verify_access_token
+from mcp_auth_server.store import audit
+from mcp_auth_server.store.grants import revoke_grant
+
+router = APIRouter()
+
+
+@router.post("/revoke", summary="Token revocation (RFC 7009)")
+async def revoke(request: Request, runtime: RuntimeDep, session: SessionDep) -> Response:
+    form = await read_form(request)
+    client = await authenticate_client(runtime.clients, session, request, form)
+    token = str(form.get("token") or "")
+    if not token:
+        raise invalid_request("token is required")
+    refresh = await session.get(RefreshToken, hash_secret(token))
+    if refresh is not None:
+        grant = await session.get(Grant, refresh.grant_id)
+        if grant is not None and grant.client_id == client.client_id:
+            await revoke_grant(session, grant.id, "revoked_by_client")
+            audit.record(
+                session, "grant_revoked", user_id=grant.user_id, client_id=client.client_id, by="client"
+            )
+    else:
+        try:
+            claims = verify_access_token(runtime.keyring, token, runtime.settings.auth_issuer)
+        except InvalidAccessToken:
+            claims = None
+        if claims is not None and claims.get("client_id") == client.client_id:
+            await session.merge(RevokedAccessToken(jti=str(claims["jti"]), expires_at=int(claims["exp"])))
+            audit.record(
+                session, "access_token_revoked", user_id=str(claims["sub"]), client_id=client.client_id
+            )
+    await session.commit()
+    return Response(status_code=200, headers=NO_STORE)

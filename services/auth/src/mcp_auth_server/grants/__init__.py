@@ -1,0 +1,1 @@
+"""Token endpoint grant types, one module each (RFC 6749 §4, RFC 8693)."""

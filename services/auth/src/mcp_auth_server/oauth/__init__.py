@@ -1,0 +1,1 @@
+"""Protocol rules, one module per standard (named after the RFC it implements)."""

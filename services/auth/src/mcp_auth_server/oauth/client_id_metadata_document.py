@@ -1,0 +1,193 @@
+"""Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document; MCP 2026-07-28).
+
+A `client_id` that is an https URL with a path names a JSON document describing the client;
+the authorization server fetches it instead of requiring registration. That fetch is an SSRF
+hazard, so (draft §6, and our own rules):
+  * https only; no userinfo, fragment or dot segments; a path other than "/";
+  * DNS is resolved once and the connection pinned to a checked address (no rebinding between
+    check and connect), TLS still verified for the hostname (SNI);
+  * special-use addresses are refused (RFC 6890), unless the auth service itself is on loopback;
+  * no redirects followed, at most 5 KB read, a short timeout;
+  * the document's `client_id` must equal the URL; no `client_secret`; the client is public
+    (`none`), so a document listing several methods (ChatGPT lists `none` and `private_key_jwt`)
+    negotiates to `none`.
+Failures are never cached; successes are cached per HTTP cache headers within bounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import re
+import socket
+import ssl
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from mcp_auth_server.oauth.rfc8252_redirect_uris import InvalidRedirectUri, check_registrable
+from mcp_auth_server.oauth.special_use_addresses import is_allowed
+
+MAX_BYTES = 5 * 1024
+TIMEOUT = httpx.Timeout(3.0)
+MIN_CACHE, DEFAULT_CACHE, MAX_CACHE = 60, 300, 86_400
+DOT_SEGMENT = re.compile(r"(^|/)\.{1,2}(/|$)")
+
+
+class InvalidMetadataDocument(Exception):
+    """The client_id URL or its document is unacceptable; the message says why (safe to show)."""
+
+
+class _Unreachable(Exception):
+    """Connecting to one of the host's addresses failed; the next one may work."""
+
+
+@dataclass(frozen=True)
+class ClientMetadataDocument:
+    client_id: str
+    client_name: str | None
+    redirect_uris: list[str]
+    document: dict[str, Any]
+    max_age: int
+
+
+def is_metadata_document_client_id(client_id: str) -> bool:
+    """Shaped like a CIMD client_id: an https URL (draft §3). Other client ids are ours."""
+    return client_id.startswith("https://")
+
+
+def check_client_id_url(client_id: str) -> tuple[str, int]:
+    """The host and port to fetch from, after the draft §3 rules on the URL itself."""
+    try:
+        parts = urlsplit(client_id)
+        port = parts.port or 443
+    except ValueError:
+        raise InvalidMetadataDocument("client_id is not a valid URL") from None
+    if parts.scheme != "https" or not parts.hostname:
+        raise InvalidMetadataDocument("a client_id URL must be https")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise InvalidMetadataDocument("a client_id URL must not contain user information")
+    if "#" in client_id:
+        raise InvalidMetadataDocument("a client_id URL must not contain a fragment")
+    if not parts.path or parts.path == "/":
+        raise InvalidMetadataDocument("a client_id URL must have a path")
+    if DOT_SEGMENT.search(parts.path) or re.search(r"%2e", parts.path, re.I):
+        raise InvalidMetadataDocument("a client_id URL must not contain dot segments")
+    return parts.hostname, port
+
+
+async def resolve_once(host: str, port: int, *, allow_loopback: bool) -> list[str]:
+    """One DNS answer, every address in it checked; we connect only to these addresses."""
+    try:
+        literal = ipaddress.ip_address(host)
+        candidates = [literal]
+    except ValueError:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError:
+            raise InvalidMetadataDocument(f"{host} does not resolve") from None
+        candidates = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    # Every answer must be acceptable: a name that also points inward is refused outright.
+    if not candidates or not all(is_allowed(a, allow_loopback=allow_loopback) for a in candidates):
+        raise InvalidMetadataDocument(f"{host} resolves to an address this server will not fetch from")
+    return [str(address) for address in dict.fromkeys(candidates)]
+
+
+class MetadataDocumentFetcher:
+    def __init__(self, *, allow_loopback: bool, ca_bundle: str | None = None) -> None:
+        self._allow_loopback = allow_loopback
+        context = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else ssl.create_default_context()
+        self._http = httpx.AsyncClient(
+            verify=context, timeout=TIMEOUT, follow_redirects=False, trust_env=False
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def fetch(self, client_id: str) -> ClientMetadataDocument:
+        host, port = check_client_id_url(client_id)
+        addresses = await resolve_once(host, port, allow_loopback=self._allow_loopback)
+        for address in addresses[:-1]:
+            try:
+                return await self._fetch_from(client_id, host, port, address)
+            except _Unreachable:
+                continue  # e.g. localhost answering ::1 first to a server listening on IPv4 only
+        try:
+            return await self._fetch_from(client_id, host, port, addresses[-1])
+        except _Unreachable:
+            raise InvalidMetadataDocument(f"{host} could not be reached") from None
+
+    async def _fetch_from(self, client_id: str, host: str, port: int, address: str) -> ClientMetadataDocument:
+        parts = urlsplit(client_id)
+        netloc = f"[{address}]" if ":" in address else address
+        pinned = urlunsplit(("https", f"{netloc}:{port}", parts.path, parts.query, ""))
+        headers = {"Host": parts.netloc, "Accept": "application/json"}
+        try:
+            async with self._http.stream(
+                "GET", pinned, headers=headers, extensions={"sni_hostname": host}
+            ) as response:
+                if response.status_code != 200:
+                    raise InvalidMetadataDocument(
+                        f"fetching the client metadata document gave HTTP "
+                        f"{response.status_code} (redirects are not followed)"
+                    )
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_BYTES:
+                        raise InvalidMetadataDocument("the client metadata document is larger than 5 KB")
+                cache_control = response.headers.get("cache-control", "")
+        except httpx.ConnectError:
+            raise _Unreachable from None
+        except httpx.TimeoutException:
+            raise InvalidMetadataDocument("fetching the client metadata document timed out") from None
+        except httpx.HTTPError as exc:
+            raise InvalidMetadataDocument(
+                f"the client metadata document could not be fetched ({type(exc).__name__})"
+            ) from None
+        return parse_document(client_id, bytes(body), max_age(cache_control))
+
+
+def max_age(cache_control: str) -> int:
+    directives = {
+        d.strip().split("=", 1)[0].lower(): d.strip() for d in cache_control.split(",") if d.strip()
+    }
+    if "no-store" in directives or "no-cache" in directives:
+        return MIN_CACHE  # still bounded below: every /authorize must not re-fetch
+    match = re.search(r"max-age=(\d+)", cache_control)
+    seconds = int(match.group(1)) if match else DEFAULT_CACHE
+    return max(MIN_CACHE, min(MAX_CACHE, seconds))
+
+
+def parse_document(client_id: str, body: bytes, cache_seconds: int) -> ClientMetadataDocument:
+    try:
+        document = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InvalidMetadataDocument("the client metadata document is not JSON") from None
+    if not isinstance(document, dict):
+        raise InvalidMetadataDocument("the client metadata document must be a JSON object")
+    if document.get("client_id") != client_id:
+        raise InvalidMetadataDocument("the document's client_id differs from its URL")
+    if "client_secret" in document or "client_secret_expires_at" in document:
+        raise InvalidMetadataDocument("a client metadata document must not contain a client secret")
+    method = document.get("token_endpoint_auth_method", "none")
+    offered = document.get("token_endpoint_auth_methods_supported")
+    if isinstance(offered, list) and "none" in offered:
+        method = "none"
+    if method != "none":
+        raise InvalidMetadataDocument("only public clients (token_endpoint_auth_method none) are supported")
+    uris = document.get("redirect_uris")
+    if not isinstance(uris, list) or not uris or len(uris) > 20:
+        raise InvalidMetadataDocument("redirect_uris must be a non-empty list")
+    for uri in uris:
+        try:
+            check_registrable(uri)
+        except InvalidRedirectUri as exc:
+            raise InvalidMetadataDocument(str(exc)) from None
+    name = document.get("client_name")
+    if name is not None and (not isinstance(name, str) or len(name) > 200 or not name.isprintable()):
+        raise InvalidMetadataDocument("client_name must be short printable text")
+    return ClientMetadataDocument(client_id, name, list(uris), document, cache_seconds)

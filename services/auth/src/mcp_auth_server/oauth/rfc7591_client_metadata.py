@@ -1,0 +1,81 @@
+"""Client registration metadata (RFC 7591 §2), validated field by field.
+
+Unknown fields are ignored (§2); known ones must make sense or the request fails with
+`invalid_redirect_uri` / `invalid_client_metadata` (§3.2.2).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mcp_auth_server.oauth.errors import OAuthError
+from mcp_auth_server.oauth.rfc8252_redirect_uris import InvalidRedirectUri, check_registrable
+from mcp_auth_server.settings import is_loopback_host
+
+AuthMethod = Literal["none", "client_secret_basic", "client_secret_post"]
+
+
+class ClientMetadata(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    redirect_uris: list[str] = Field(min_length=1, max_length=20)
+    token_endpoint_auth_method: AuthMethod = "client_secret_basic"  # §2 default
+    grant_types: list[Literal["authorization_code", "refresh_token"]] = ["authorization_code"]
+    response_types: list[Literal["code"]] = ["code"]
+    client_name: str | None = Field(default=None, max_length=200)
+    client_uri: str | None = Field(default=None, max_length=2000)
+    logo_uri: str | None = Field(default=None, max_length=2000)
+    tos_uri: str | None = Field(default=None, max_length=2000)
+    policy_uri: str | None = Field(default=None, max_length=2000)
+    scope: str | None = Field(default=None, max_length=2000)
+    contacts: list[str] | None = Field(default=None, max_length=10)
+    software_id: str | None = Field(default=None, max_length=200)
+    software_version: str | None = Field(default=None, max_length=200)
+    application_type: Literal["web", "native"] = "web"
+
+    @field_validator("grant_types")
+    @classmethod
+    def _needs_authorization_code(cls, value: list[str]) -> list[str]:
+        if "authorization_code" not in value:
+            raise ValueError("grant_types must include authorization_code")
+        return list(dict.fromkeys(value))
+
+    @field_validator("client_uri", "logo_uri", "tos_uri", "policy_uri")
+    @classmethod
+    def _web_uri(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname)):
+            return value
+        raise ValueError("must be an https URL")
+
+    @field_validator("client_name")
+    @classmethod
+    def _printable_name(cls, value: str | None) -> str | None:
+        if value is not None and not value.isprintable():
+            raise ValueError("must be printable text")
+        return value
+
+
+def parse_client_metadata(body: Any) -> ClientMetadata:
+    if not isinstance(body, dict):
+        raise OAuthError("invalid_client_metadata", "the request body must be a JSON object")
+    uris = body.get("redirect_uris")
+    if not isinstance(uris, list) or not uris:
+        raise OAuthError("invalid_redirect_uri", "redirect_uris must be a non-empty list")
+    for uri in uris:
+        try:
+            check_registrable(uri)
+        except InvalidRedirectUri as exc:
+            raise OAuthError("invalid_redirect_uri", str(exc)) from None
+    try:
+        return ClientMetadata.model_validate(body)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"]) or "metadata"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise OAuthError("invalid_client_metadata", f"{field}: {message}") from None

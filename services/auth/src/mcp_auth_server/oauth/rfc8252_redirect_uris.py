@@ -1,0 +1,115 @@
+"""Redirect URIs: which may be registered, and exact matching at /authorize.
+
+Registration (RFC 7591 §2, RFC 8252 §7, OAuth 2.1 §2.3.1): https; http only on a loopback host;
+or a private-use scheme for native apps (`cursor://...`). Never a fragment, a wildcard, user
+information, or a scheme that runs code in the browser (`javascript:`, `data:`, ...).
+
+Matching (OAuth 2.1 §4.1.1, RFC 9700 §4.1.3): simple string comparison, except that for a
+loopback redirect the port may differ (RFC 8252 §7.3), because native apps listen on
+whatever port is free. We grant that to `localhost` as well, as Claude Code and the MCP
+Inspector register it.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+from mcp_auth_server.settings import is_loopback_host
+
+MAX_LENGTH = 2000
+FORBIDDEN_SCHEMES = {
+    "javascript",
+    "data",
+    "vbscript",
+    "file",
+    "about",
+    "blob",
+    "filesystem",
+    "ftp",
+    "ws",
+    "wss",
+}
+SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
+
+
+class InvalidRedirectUri(ValueError):
+    """The URI may not be registered as a redirect URI."""
+
+
+def check_registrable(uri: str) -> None:
+    if not isinstance(uri, str) or not uri or len(uri) > MAX_LENGTH:
+        raise InvalidRedirectUri("redirect URIs must be non-empty strings of at most 2000 characters")
+    if "#" in uri:
+        raise InvalidRedirectUri(f"{uri!r}: redirect URIs must not contain a fragment")
+    if "*" in uri:
+        raise InvalidRedirectUri(f"{uri!r}: wildcards are not allowed")
+    if any(ch.isspace() or ord(ch) < 0x21 or ord(ch) == 0x7F for ch in uri):
+        raise InvalidRedirectUri(f"{uri!r}: whitespace and control characters are not allowed")
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise InvalidRedirectUri(f"{uri!r} is not a valid URI") from None
+    scheme = parts.scheme.lower()
+    if not scheme or not SCHEME.match(scheme) or scheme in FORBIDDEN_SCHEMES:
+        raise InvalidRedirectUri(f"{uri!r}: scheme {scheme or '(none)'!r} is not allowed")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise InvalidRedirectUri(f"{uri!r}: user information is not allowed")
+    if scheme == "https":
+        if not parts.hostname:
+            raise InvalidRedirectUri(f"{uri!r}: https redirect URIs need a host")
+    elif scheme == "http":
+        if not is_loopback_host(parts.hostname):
+            raise InvalidRedirectUri(
+                f"{uri!r}: http is allowed only on loopback (127.0.0.1, [::1], localhost)"
+            )
+    elif "." not in scheme and parts.netloc == "" and not parts.path:
+        # A private-use scheme needs something after it (RFC 8252 §7.1).
+        raise InvalidRedirectUri(f"{uri!r}: a private-use redirect URI needs a path")
+
+
+def is_loopback_redirect(uri: str) -> bool:
+    parts = urlsplit(uri)
+    return parts.scheme == "http" and is_loopback_host(parts.hostname)
+
+
+def matches_registered(presented: str, registered: list[str]) -> str | None:
+    """The registered URI that `presented` matches, or None."""
+    for candidate in registered:
+        if presented == candidate:
+            return candidate
+    try:
+        parts = urlsplit(presented)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        return None
+    # Only the port may differ, so anything urlsplit would quietly drop or normalise is refused:
+    # a fragment (OAuth 2.1 §4.1.1 forbids it) and user information, even an empty `@`; and, as the
+    # comparison is of strings (RFC 9700 §4.1.3), whatever does not survive the round trip: tabs and
+    # newlines urlsplit deletes, leading spaces it strips, an upper-case scheme it lower-cases.
+    if (
+        parts.scheme != "http"
+        or not is_loopback_host(parts.hostname)
+        or "@" in parts.netloc
+        or "#" in presented
+        or urlunsplit(parts) != presented
+    ):
+        return None
+    for candidate in registered:
+        if not is_loopback_redirect(candidate):
+            continue
+        other = urlsplit(candidate)
+        # RFC 8252 §7.3: any port; host (spelled the same way), path and query identical.
+        if (_host_as_written(parts.netloc), parts.path, parts.query) == (
+            _host_as_written(other.netloc),
+            other.path,
+            other.query,
+        ):
+            return candidate
+    return None
+
+
+def _host_as_written(netloc: str) -> str:
+    """The host exactly as spelled (urlsplit's `hostname` lower-cases it), without the port."""
+    return netloc.rsplit(":", 1)[0] if not netloc.endswith("]") else netloc

@@ -1,0 +1,45 @@
+"""Authorization server metadata (RFC 8414 §2), every URL derived from AUTH_ISSUER only.
+
+Never from request headers: a spoofed Host or X-Forwarded-* must not change what we advertise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+GRANT_TYPES = [
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    "urn:ietf:params:oauth:grant-type:token-exchange",
+]
+CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
+
+
+def authorization_server_metadata(
+    issuer: str, scopes: list[str], *, client_metadata_documents: bool = True, registration: bool = True
+) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/authorize",
+        "token_endpoint": f"{issuer}/token",
+        "registration_endpoint": f"{issuer}/register",
+        "jwks_uri": f"{issuer}/jwks.json",
+        "revocation_endpoint": f"{issuer}/revoke",
+        "introspection_endpoint": f"{issuer}/introspect",
+        "scopes_supported": scopes,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": GRANT_TYPES,
+        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "code_challenge_methods_supported": ["S256"],
+        # RFC 9207 §3: we send `iss` on every authorization response.
+        "authorization_response_iss_parameter_supported": True,
+        # draft-ietf-oauth-client-id-metadata-document §5: https client_ids are fetched, with `none` auth.
+        "client_id_metadata_document_supported": client_metadata_documents,
+    }
+    if not registration:
+        del document["registration_endpoint"]
+    return document

@@ -1,0 +1,39 @@
+"""Everything a request handler needs, built once at start-up (the composition's state)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from jinja2 import Environment
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from mcp_auth_server.crypto.secret_box import SecretBox
+from mcp_auth_server.settings import AuthSettings
+from mcp_auth_server.store.client_resolution import ClientResolver
+from mcp_auth_server.store.resources import ResourceRegistry
+from mcp_auth_server.store.signing_keys import KeyRing
+from mcp_auth_server.upstreams.base import Connector
+from mcp_auth_server.web.cookies import CookiePolicy
+from mcp_auth_server.web.rate_limits import RateLimits
+
+
+@dataclass
+class Runtime:
+    settings: AuthSettings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    keyring: KeyRing
+    resources: ResourceRegistry
+    upstream: Connector
+    http: httpx.AsyncClient
+    templates: Environment
+    upstream_token_box: SecretBox
+    upstream_request_box: SecretBox
+    cookies: CookiePolicy
+    clients: ClientResolver
+    rate_limits: RateLimits
+
+    def url(self, path: str) -> str:
+        """An absolute URL of ours: always built from the issuer, never from request headers."""
+        return f"{self.settings.auth_issuer}{path}"

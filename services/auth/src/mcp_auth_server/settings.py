@@ -1,0 +1,339 @@
+"""The auth service's settings, read once from the environment (names in INTERFACE.md).
+
+Local runs (a loopback issuer) get conveniences: a generated secret, the `dev` upstream, an
+embedded SQLite database and two example resources. Anything else is production, where those
+insecure defaults are refused at start-up with one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import secrets
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DATA_DIR = Path(".data")
+Upstream = Literal["github", "google", "oidc", "dev"]
+SigningAlgorithm = Literal["ES256", "RS256"]
+
+
+# What each upstream cannot start without (the production rules are the same on a loopback issuer).
+UPSTREAM_CREDENTIALS: dict[str, tuple[str, ...]] = {
+    "github": ("github_client_id", "github_client_secret"),
+    "google": ("google_client_id", "google_client_secret"),
+    "oidc": ("oidc_issuer", "oidc_client_id", "oidc_client_secret"),
+}
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message is one line naming the variable."""
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class ResourceConfig(BaseModel):
+    """One MCP server that tokens may be issued for (an RFC 8707 resource)."""
+
+    resource: str
+    scopes: list[str] = Field(min_length=1)
+    default_scopes: list[str] | None = None
+    name: str | None = None
+
+
+def _comma_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class AuthSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    auth_issuer: str = "http://127.0.0.1:9000"
+    auth_database_url: str = ""
+    auth_secret_key: SecretStr | None = None
+    auth_upstream: Upstream | None = None
+    auth_host: str = "127.0.0.1"
+    auth_port: int | None = Field(default=None, ge=1, le=65535)
+
+    github_client_id: str | None = None
+    github_client_secret: SecretStr | None = None
+    github_url: str = "https://github.com"
+    github_api_url: str = "https://api.github.com"
+    github_scopes: str | None = None
+
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_scopes: str = "openid email profile"
+
+    google_client_id: str | None = None
+    google_client_secret: SecretStr | None = None
+    google_scopes: str = "openid email profile"
+    google_hosted_domains: Annotated[list[str], NoDecode] = []
+    google_issuer: str = "https://accounts.google.com"  # tests point it at a stand-in
+
+    auth_allowed_users: Annotated[list[str], NoDecode] = []
+    auth_allowed_orgs: Annotated[list[str], NoDecode] = []
+    auth_allowed_teams: Annotated[list[str], NoDecode] = []
+    auth_allowed_domains: Annotated[list[str], NoDecode] = []  # google and oidc: verified email domains
+
+    auth_resources: list[ResourceConfig] | None = None
+
+    auth_access_token_ttl: int = Field(default=900, ge=30, le=86_400)
+    auth_refresh_token_ttl: int = Field(default=30 * 86_400, ge=300)
+    auth_code_ttl: int = Field(default=60, ge=10, le=600)
+    auth_session_ttl: int = Field(default=14 * 86_400, ge=300)
+    auth_signing_alg: SigningAlgorithm = "ES256"
+    # A rotated refresh token still works once within this many seconds (a lost response).
+    auth_refresh_grace_seconds: int = Field(default=45, ge=0, le=300)
+    # How long a "this user may still sign in" answer from upstream is trusted on refresh.
+    auth_upstream_recheck_seconds: int = Field(default=300, ge=0)
+    auth_log_level: str = "INFO"
+    # How often each replica re-reads signing keys and resources (rotation reaches every replica).
+    # At most 240: a rotated key (default activation delay 600 s) must be published by every replica,
+    # and cached by resource servers (JWKS max-age 300 s), before it signs.
+    auth_reload_seconds: float = Field(default=30, gt=0, le=240)
+    # Every call to the upstream identity provider gives up after this many seconds (connecting: 5 at most).
+    auth_upstream_timeout_seconds: float = Field(default=10, gt=0, le=60)
+    # How often each replica prunes expired rows (store/housekeeping.py); audit events only when a
+    # retention is set.
+    auth_housekeeping_seconds: float = Field(default=600, gt=0, le=86_400)
+    auth_audit_retention_days: int | None = Field(default=None, ge=1)
+    # Automatic signing-key rotation: every replica checks on its reload tick and, when the newest key
+    # is this many days old, one of them adds a key (see store/key_rotation.py). 0: off.
+    auth_key_rotation_days: int = Field(default=0, ge=0, le=3650)
+
+    # Client registration policy (RFC 7591 and client ID metadata documents).
+    auth_registration_enabled: bool = True
+    auth_registration_token: SecretStr | None = None  # RFC 7591 §3: initial access token
+    # Redirect URIs dynamic clients may register: exact URIs, `*` for one path segment, `loopback`.
+    auth_registration_redirect_uris: Annotated[list[str], NoDecode] = []
+    auth_client_metadata_documents: bool = True
+    auth_client_metadata_ca_bundle: str | None = None
+    auth_client_idle_days: int = Field(default=0, ge=0)
+    # Per-replica rate limits ("N/second|minute|hour"); on by default except on a loopback issuer.
+    auth_rate_limits: bool | None = None
+    auth_rate_limit_register: str = "20/hour"
+    auth_rate_limit_authorize: str = "60/minute"
+    auth_rate_limit_token: str = "600/minute"
+    # Proxies whose X-Forwarded-For names the client (rate limits, audit); URLs never come from headers.
+    auth_forwarded_allow_ips: str | None = None
+
+    _normalise_lists = field_validator(
+        "auth_allowed_users",
+        "auth_allowed_orgs",
+        "auth_allowed_teams",
+        "auth_registration_redirect_uris",
+        mode="before",
+    )(_comma_list)
+
+    @field_validator("auth_rate_limit_register", "auth_rate_limit_authorize", "auth_rate_limit_token")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        parse_rate(value)
+        return value
+
+    @field_validator("auth_issuer")
+    @classmethod
+    def _issuer_is_exact(cls, value: str) -> str:
+        # RFC 8414 §2 and MCP clients compare the issuer byte for byte: no slash, query or fragment.
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an absolute http(s) URL, got {value!r}")
+        if value.endswith("/"):
+            raise ValueError(f"must not end with '/', got {value!r}")
+        if parts.query or parts.fragment or "#" in value:
+            raise ValueError(f"must have no query or fragment, got {value!r}")
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+            raise ValueError(f"must use https unless it is a loopback address, got {value!r}")
+        return value
+
+    _normalise_upstream_lists = field_validator(
+        "auth_allowed_domains", "google_hosted_domains", mode="before"
+    )(_comma_list)
+
+    @field_validator("oidc_issuer", "google_issuer")
+    @classmethod
+    def _provider_issuer(cls, value: str | None) -> str | None:
+        # Kept exactly as written: OIDC Discovery §4.3 compares it with the provider's `issuer`.
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(f"must be an absolute http(s) URL without query or fragment, got {value!r}")
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+            raise ValueError(f"must use https unless it is a loopback address, got {value!r}")
+        return value
+
+    @field_validator("oidc_scopes", "google_scopes")
+    @classmethod
+    def _openid_scope(cls, value: str) -> str:
+        if "openid" not in value.split():
+            raise ValueError(f"must include openid (OpenID Connect sign-in), got {value!r}")
+        return value
+
+    @field_validator("github_url", "github_api_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an absolute http(s) URL, got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("auth_resources", mode="before")
+    @classmethod
+    def _resources_json(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"must be a JSON list of resources: {exc.msg}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _production_refuses_insecure_defaults(self) -> AuthSettings:
+        if self.auth_upstream is None:
+            self.auth_upstream = self._configured_upstream()
+        if self.auth_upstream == "dev" and not self.is_local:
+            raise ValueError("AUTH_UPSTREAM: 'dev' is refused unless AUTH_ISSUER is a loopback URL")
+        self._check_upstream_settings(self.auth_upstream)
+        if self.auth_secret_key is None and not self.is_local:
+            raise ValueError(
+                "AUTH_SECRET_KEY: required (at least 32 characters) when AUTH_ISSUER is not loopback"
+            )
+        if self.auth_secret_key is not None and len(self.auth_secret_key.get_secret_value()) < 32:
+            raise ValueError("AUTH_SECRET_KEY: must be at least 32 characters")
+        return self
+
+    @property
+    def rate_limits_enabled(self) -> bool:
+        return (not self.is_local) if self.auth_rate_limits is None else self.auth_rate_limits
+
+    def _configured_upstream(self) -> Upstream:
+        """The upstream whose client id is set (github, google, oidc); else dev on a loopback issuer."""
+        client_ids: dict[Upstream, str | None] = {
+            "github": self.github_client_id,
+            "google": self.google_client_id,
+            "oidc": self.oidc_client_id,
+        }
+        configured = [name for name, client_id in client_ids.items() if client_id]
+        if len(configured) > 1:
+            raise ValueError(f"AUTH_UPSTREAM: set it; client ids for {' and '.join(configured)} are all set")
+        if configured:
+            return configured[0]
+        if self.is_local:
+            return "dev"
+        raise ValueError("AUTH_UPSTREAM: set it (github, google or oidc); dev is loopback-only")
+
+    def _check_upstream_settings(self, upstream: Upstream) -> None:
+        """Credentials the upstream needs, and no allow-list it would silently ignore."""
+        required = [name.upper() for name in UPSTREAM_CREDENTIALS.get(upstream, ())]
+        missing = [name for name in required if not getattr(self, name.lower())]
+        if missing:
+            names = ", ".join(required[:-1]) + f" and {required[-1]}"
+            raise ValueError(f"{missing[0]}: the {upstream} upstream needs {names}")
+        if upstream in ("google", "oidc") and (self.auth_allowed_orgs or self.auth_allowed_teams):
+            variable = "AUTH_ALLOWED_ORGS" if self.auth_allowed_orgs else "AUTH_ALLOWED_TEAMS"
+            raise ValueError(f"{variable}: only the github upstream has organisations and teams")
+        if upstream == "github" and self.auth_allowed_domains:
+            raise ValueError("AUTH_ALLOWED_DOMAINS: applies to the google and oidc upstreams only")
+        if upstream != "google" and self.google_hosted_domains:
+            raise ValueError("GOOGLE_HOSTED_DOMAINS: applies to the google upstream only")
+
+    @property
+    def is_local(self) -> bool:
+        return is_loopback_host(urlsplit(self.auth_issuer).hostname)
+
+    @property
+    def port(self) -> int:
+        if self.auth_port is not None:
+            return self.auth_port
+        parts = urlsplit(self.auth_issuer)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+    @property
+    def database_url(self) -> str:
+        return self.auth_database_url or f"sqlite+aiosqlite:///{DATA_DIR / 'auth.db'}"
+
+    @property
+    def secret_key(self) -> bytes:
+        if self.auth_secret_key is not None:
+            return self.auth_secret_key.get_secret_value().encode()
+        return _local_secret_key()
+
+    @property
+    def resources(self) -> list[ResourceConfig]:
+        if self.auth_resources is not None:
+            return self.auth_resources
+        if not self.is_local:
+            return []
+        # The two MCP services `make dev` starts.
+        return [
+            ResourceConfig(
+                resource=f"http://127.0.0.1:{port}/mcp",
+                scopes=["mcp:tools", "github:repos"],
+                default_scopes=["mcp:tools"],
+                name=f"Example MCP server :{port}",
+            )
+            for port in (9101, 9102)
+        ]
+
+    @property
+    def upstream_scopes(self) -> str:
+        if self.github_scopes:
+            return self.github_scopes
+        wants_org = bool(self.auth_allowed_orgs or self.auth_allowed_teams)
+        return "read:user user:email" + (" read:org" if wants_org else "")
+
+
+RATE_PERIODS = {"second": 1, "minute": 60, "hour": 3600}
+
+
+def parse_rate(value: str) -> tuple[int, int]:
+    """'20/hour' -> (20, 3600)."""
+    count, _, period = value.partition("/")
+    if not count.strip().isdigit() or int(count) < 1 or period.strip() not in RATE_PERIODS:
+        raise ValueError(f"must look like 20/hour (per second, minute or hour), got {value!r}")
+    return int(count), RATE_PERIODS[period.strip()]
+
+
+def _local_secret_key() -> bytes:
+    """A secret generated once into .data/ so local restarts keep tokens and keys readable."""
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip().encode()
+
+
+def load_settings(**overrides: Any) -> AuthSettings:
+    """Build settings, turning a validation failure into one line naming the variable."""
+    try:
+        return AuthSettings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["loc"]:
+        variable = str(error["loc"][0]).upper()
+        return f"{variable}: {message}"
+    return message

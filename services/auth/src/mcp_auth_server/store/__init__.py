@@ -1,0 +1,1 @@
+"""Reads and writes of the auth service's state, one module per kind of record."""

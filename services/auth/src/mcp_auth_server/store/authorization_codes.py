@@ -1,0 +1,104 @@
+"""Authorization codes: ≥256 random bits, stored hashed, single-use, short-lived (RFC 6749 §4.1.2,
+OAuth 2.1 §4.1.3). A replayed code revokes everything issued from it (RFC 6749 §10.5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mcp_auth_server.clock import now
+from mcp_auth_server.crypto.opaque_tokens import hash_secret, new_secret
+from mcp_auth_server.db.models import AuthorizationCode
+
+
+def issue_code(
+    session: AsyncSession,
+    *,
+    client_id: str,
+    user_id: str,
+    redirect_uri: str,
+    code_challenge: str,
+    resource: str,
+    scopes: list[str],
+    auth_time: int,
+    ttl: int,
+) -> str:
+    code = new_secret()
+    moment = now()
+    session.add(
+        AuthorizationCode(
+            code_hash=hash_secret(code),
+            client_id=client_id,
+            user_id=user_id,
+            redirect_uri=redirect_uri,
+            code_challenge=code_challenge,
+            resource=resource,
+            scopes=scopes,
+            auth_time=auth_time,
+            created_at=moment,
+            expires_at=moment + ttl,
+        )
+    )
+    return code
+
+
+@dataclass(frozen=True)
+class Produced:
+    """What a redemption will produce, recorded with it so a later replay can revoke it (§10.5)."""
+
+    grant_id: str
+    access_token_jti: str
+    access_token_expires_at: int
+
+
+@dataclass(frozen=True)
+class RedeemedCode:
+    client_id: str
+    user_id: str
+    redirect_uri: str
+    code_challenge: str
+    resource: str
+    scopes: list[str]
+    auth_time: int
+    expires_at: int
+
+
+@dataclass(frozen=True)
+class Redemption:
+    code: RedeemedCode | None  # the code, if this call redeemed it
+    replayed: AuthorizationCode | None  # the code, if it had already been redeemed
+
+
+async def redeem(session: AsyncSession, code: str, produced: Produced) -> Redemption:
+    """Mark the code redeemed atomically (of concurrent redemptions exactly one succeeds), in one statement.
+
+    If the request then fails a check, its transaction rolls back and the code stays unredeemed.
+    """
+    code_hash = hash_secret(code)
+    row = (
+        await session.execute(
+            update(AuthorizationCode)
+            .where(AuthorizationCode.code_hash == code_hash, AuthorizationCode.redeemed_at.is_(None))
+            .values(
+                redeemed_at=now(),
+                grant_id=produced.grant_id,
+                access_token_jti=produced.access_token_jti,
+                access_token_expires_at=produced.access_token_expires_at,
+            )
+            .returning(
+                AuthorizationCode.client_id,
+                AuthorizationCode.user_id,
+                AuthorizationCode.redirect_uri,
+                AuthorizationCode.code_challenge,
+                AuthorizationCode.resource,
+                AuthorizationCode.scopes,
+                AuthorizationCode.auth_time,
+                AuthorizationCode.expires_at,
+            )
+        )
+    ).one_or_none()
+    if row is not None:
+        return Redemption(code=RedeemedCode(**row._asdict()), replayed=None)
+    return Redemption(code=None, replayed=await session.get(AuthorizationCode, code_hash))

@@ -1,0 +1,89 @@
+"""OAuth clients: registration, lookup and last-use tracking."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mcp_auth_server.clock import now
+from mcp_auth_server.crypto.opaque_tokens import hash_secret, new_secret
+from mcp_auth_server.db.models import Client
+
+PUBLIC = "none"
+
+
+def new_client_id() -> str:
+    return new_secret(16)
+
+
+def is_public(client: Client) -> bool:
+    return client.token_endpoint_auth_method == PUBLIC
+
+
+def create_client(
+    session: AsyncSession,
+    *,
+    origin: str,
+    redirect_uris: list[str],
+    token_endpoint_auth_method: str,
+    grant_types: list[str],
+    client_name: str | None = None,
+    application_type: str = "web",
+    metadata_document: dict[str, Any] | None = None,
+    allowed_resources: list[str] | None = None,
+    allowed_scopes: list[str] | None = None,
+    served_resource: str | None = None,
+    client_id: str | None = None,
+    secret: str | None = None,
+) -> tuple[Client, str | None]:
+    """Add a client; returns it with its secret in clear (shown once), None for public clients.
+
+    An operator may choose the id and secret (declarative deployments); otherwise both are random.
+    """
+    if token_endpoint_auth_method == PUBLIC:
+        secret = None
+    elif secret is None:
+        secret = new_secret(32)
+    client = Client(
+        client_id=client_id or new_client_id(),
+        client_secret_hash=hash_secret(secret) if secret else None,
+        client_secret_expires_at=0,
+        client_name=client_name,
+        redirect_uris=redirect_uris,
+        grant_types=grant_types,
+        token_endpoint_auth_method=token_endpoint_auth_method,
+        application_type=application_type,
+        origin=origin,
+        allowed_resources=allowed_resources or [],
+        allowed_scopes=allowed_scopes or [],
+        served_resource=served_resource,
+        metadata_document=metadata_document or {},
+        created_at=now(),
+    )
+    session.add(client)
+    return client, secret
+
+
+async def get_client(session: AsyncSession, client_id: str) -> Client | None:
+    # Anything the column cannot hold (too long, a NUL byte Postgres refuses) is simply unknown.
+    if not client_id or len(client_id) > 512 or "\x00" in client_id:
+        return None
+    return await session.get(Client, client_id)
+
+
+async def touch(session: AsyncSession, client: Client) -> None:
+    """Record use at most once a minute per client, so hot paths do not write on every call.
+
+    The row just read says whether a minute has passed: then no statement is sent at all. The
+    UPDATE keeps the condition, so replicas racing on one client still write once."""
+    moment = now()
+    if client.last_used_at is not None and client.last_used_at >= moment - 60:
+        return
+    await session.execute(
+        update(Client)
+        .where(Client.client_id == client.client_id)
+        .where((Client.last_used_at.is_(None)) | (Client.last_used_at < moment - 60))
+        .values(last_used_at=moment)
+    )

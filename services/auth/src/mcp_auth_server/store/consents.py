@@ -1,0 +1,55 @@
+"""Remembered consent: a user approved a client for a resource and a set of scopes."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mcp_auth_server.clock import now
+from mcp_auth_server.db.models import Consent
+
+CONSENT_TTL = 90 * 86_400
+
+
+async def covers(
+    session: AsyncSession, user_id: str, client_id: str, resource: str, scopes: list[str]
+) -> bool:
+    consent = await _find(session, user_id, client_id, resource)
+    return consent is not None and consent.expires_at > now() and set(scopes) <= set(consent.scopes)
+
+
+async def remember(
+    session: AsyncSession, user_id: str, client_id: str, resource: str, scopes: list[str]
+) -> None:
+    moment = now()
+    consent = await _find(session, user_id, client_id, resource)
+    if consent is None:
+        try:
+            # In a savepoint: two tabs approving the same client at once both find no row; the
+            # loser's insert hits the unique constraint and merges into the winner's row instead.
+            async with session.begin_nested():
+                session.add(
+                    Consent(
+                        user_id=user_id,
+                        client_id=client_id,
+                        resource=resource,
+                        scopes=sorted(scopes),
+                        created_at=moment,
+                        expires_at=moment + CONSENT_TTL,
+                    )
+                )
+            return
+        except IntegrityError:
+            consent = await _find(session, user_id, client_id, resource)
+            assert consent is not None  # the row the concurrent insert committed
+    consent.scopes = sorted(set(consent.scopes) | set(scopes))
+    consent.expires_at = moment + CONSENT_TTL
+
+
+async def _find(session: AsyncSession, user_id: str, client_id: str, resource: str) -> Consent | None:
+    return await session.scalar(
+        select(Consent).where(
+            Consent.user_id == user_id, Consent.client_id == client_id, Consent.resource == resource
+        )
+    )

@@ -1,0 +1,94 @@
+"""The resource servers (MCP servers) tokens may be issued for: AUTH_RESOURCES plus the CLI's.
+
+Held in memory and reloaded every few seconds, so the token endpoint never queries for them
+and a resource added with `mcp-auth resources add` reaches every replica quickly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mcp_auth_server.db.models import Resource
+from mcp_auth_server.oauth.errors import invalid_target
+from mcp_auth_server.oauth.rfc8707_resource_indicators import InvalidResource, canonical_resource
+from mcp_auth_server.settings import ResourceConfig
+
+OFFLINE_ACCESS = "offline_access"
+
+
+@dataclass(frozen=True)
+class RegisteredResource:
+    resource: str  # canonical form; this exact string becomes the token's `aud`
+    name: str
+    scopes: tuple[str, ...]
+    default_scopes: tuple[str, ...]
+
+
+def registered(config: ResourceConfig) -> RegisteredResource:
+    resource = canonical_resource(config.resource)
+    return RegisteredResource(
+        resource=resource,
+        name=config.name or resource,
+        scopes=tuple(config.scopes),
+        default_scopes=tuple(config.default_scopes or config.scopes),
+    )
+
+
+def merged(rows: Sequence[Resource], configured: list[RegisteredResource]) -> dict[str, RegisteredResource]:
+    """Resources added with the CLI, overridden by those configured in AUTH_RESOURCES."""
+    by_resource = {
+        row.resource: RegisteredResource(
+            row.resource, row.name or row.resource, tuple(row.scopes), tuple(row.default_scopes or row.scopes)
+        )
+        for row in rows
+    }
+    by_resource.update({r.resource: r for r in configured})
+    return by_resource
+
+
+class ResourceRegistry:
+    RELOAD_SECONDS = 5.0
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], configured: list[ResourceConfig]) -> None:
+        self._sessions = sessions
+        self._configured = [registered(config) for config in configured]
+        self._by_resource: dict[str, RegisteredResource] = {r.resource: r for r in self._configured}
+        self._loaded_at = 0.0
+
+    async def load(self, session: AsyncSession | None = None) -> None:
+        if session is None:
+            async with self._sessions() as own:
+                rows = (await own.scalars(select(Resource))).all()
+        else:
+            rows = (await session.scalars(select(Resource))).all()
+        self._by_resource = merged(rows, self._configured)
+        self._loaded_at = time.monotonic()
+
+    async def refresh_if_stale(self, session: AsyncSession | None = None) -> None:
+        """Reload if older than RELOAD_SECONDS. A request handler passes its own session: taking a second
+        pooled connection while holding one deadlocks (until the pool timeout) once the pool is full."""
+        if time.monotonic() - self._loaded_at > self.RELOAD_SECONDS:
+            await self.load(session)
+
+    def all(self) -> list[RegisteredResource]:
+        return sorted(self._by_resource.values(), key=lambda r: r.resource)
+
+    def scopes_supported(self) -> list[str]:
+        scopes = {scope for r in self._by_resource.values() for scope in r.scopes}
+        return [*sorted(scopes), OFFLINE_ACCESS]
+
+    def lookup(self, value: str) -> RegisteredResource:
+        """The registered resource named by a client's `resource` value (RFC 8707 §2), or invalid_target."""
+        try:
+            canonical = canonical_resource(value)
+        except InvalidResource as exc:
+            raise invalid_target(str(exc)) from None
+        found = self._by_resource.get(canonical)
+        if found is None:
+            raise invalid_target(f"unknown resource {value!r}")
+        return found

@@ -1,0 +1,120 @@
+"""Users and their upstream identities; upstream tokens are stored encrypted."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mcp_auth_server.clock import now
+from mcp_auth_server.crypto.secret_box import DecryptionError, SecretBox
+from mcp_auth_server.db.models import UpstreamIdentity, User
+from mcp_auth_server.upstreams.base import Identity, UpstreamTokens
+
+log = logging.getLogger(__name__)
+
+
+async def upsert_user(session: AsyncSession, identity: Identity, box: SecretBox) -> User:
+    """Find the user by the provider's stable subject (never by login) and refresh what we know."""
+    moment = now()
+    linked = await session.scalar(
+        select(UpstreamIdentity)
+        .where(UpstreamIdentity.provider == identity.provider, UpstreamIdentity.subject == identity.subject)
+        .with_for_update()
+    )
+    if linked is None:
+        user = User(id=str(uuid.uuid4()), created_at=moment)
+        session.add(user)
+        await session.flush()  # rows referring to the user (sessions, codes) are inserted after it
+        linked = UpstreamIdentity(
+            id=str(uuid.uuid4()),
+            user_id=user.id,
+            provider=identity.provider,
+            subject=identity.subject,
+            updated_at=moment,
+        )
+        session.add(linked)
+    else:
+        found = await session.get(User, linked.user_id)
+        assert found is not None  # the foreign key guarantees it
+        user = found
+    user.login, user.name, user.email, user.avatar_url = (
+        identity.login,
+        identity.name,
+        identity.email,
+        identity.avatar_url,
+    )
+    user.last_login_at = moment
+    store_upstream_tokens(linked, identity.tokens, box)
+    linked.checked_at = moment
+    return user
+
+
+def store_upstream_tokens(linked: UpstreamIdentity, tokens: UpstreamTokens | None, box: SecretBox) -> None:
+    linked.updated_at = now()
+    if tokens is None:
+        return
+    # Bound to the identity row: a ciphertext copied into another row does not decrypt.
+    linked.access_token_encrypted = box.encrypt(tokens.access_token.encode(), bound_to=linked.id)
+    linked.refresh_token_encrypted = (
+        box.encrypt(tokens.refresh_token.encode(), bound_to=linked.id) if tokens.refresh_token else None
+    )
+    linked.access_token_expires_at = tokens.expires_at
+    linked.scopes = tokens.scopes
+
+
+def upstream_tokens(linked: UpstreamIdentity, box: SecretBox) -> UpstreamTokens | None:
+    """The identity's upstream tokens, or None if none are stored or they do not decrypt.
+
+    A ciphertext that does not authenticate was written under another secret or copied from
+    another row (tampering): it counts as no token, so a refresh ends the grant instead of
+    failing with a 500, and nobody is handed someone else's upstream token.
+    """
+    if linked.access_token_encrypted is None:
+        return None
+    refresh = linked.refresh_token_encrypted
+    try:
+        return UpstreamTokens(
+            access_token=box.decrypt(linked.access_token_encrypted, bound_to=linked.id).decode(),
+            refresh_token=box.decrypt(refresh, bound_to=linked.id).decode() if refresh else None,
+            expires_at=linked.access_token_expires_at,
+            scopes=linked.scopes,
+        )
+    except DecryptionError:
+        log.warning("stored upstream tokens of identity %s do not decrypt", linked.id)
+        return None
+
+
+async def identity_of(session: AsyncSession, user_id: str, provider: str) -> UpstreamIdentity | None:
+    return await session.scalar(
+        select(UpstreamIdentity).where(
+            UpstreamIdentity.user_id == user_id, UpstreamIdentity.provider == provider
+        )
+    )
+
+
+class Profile(Protocol):
+    """A user row, ORM object or plain result row, with the public profile columns."""
+
+    @property
+    def login(self) -> str | None: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def avatar_url(self) -> str | None: ...
+
+
+def public_profile(user: Profile) -> dict[str, str]:
+    """Claims tools may read about the user (OIDC standard claim names)."""
+    claims = {
+        "preferred_username": user.login,
+        "name": user.name,
+        "email": user.email,
+        "picture": user.avatar_url,
+    }
+    return {key: value for key, value in claims.items() if value}

@@ -1,0 +1,1 @@
+"""What a person's browser sees: pages, cookies and CSRF protection."""

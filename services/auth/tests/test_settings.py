@@ -1,0 +1,90 @@
+"""Settings: one clear line per bad variable, and production refusing insecure defaults."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mcp_auth_server.settings import SettingsError, load_settings
+
+SECRET = "x" * 40
+MCP_AUTH = str(Path(sys.executable).parent / "mcp-auth")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"auth_issuer": "https://auth.example.com/"}, "AUTH_ISSUER: must not end with '/'"),
+        ({"auth_issuer": "auth.example.com"}, "AUTH_ISSUER: must be an absolute http(s) URL"),
+        ({"auth_issuer": "https://auth.example.com?x=1"}, "AUTH_ISSUER: must have no query or fragment"),
+        ({"auth_issuer": "http://auth.example.com"}, "AUTH_ISSUER: must use https unless it is a loopback"),
+        ({"auth_issuer": "https://auth.example.com"}, "AUTH_UPSTREAM: set it"),
+        (
+            {"auth_issuer": "https://auth.example.com", "auth_upstream": "dev", "auth_secret_key": SECRET},
+            "AUTH_UPSTREAM: 'dev' is refused unless AUTH_ISSUER is a loopback URL",
+        ),
+        (
+            {
+                "auth_issuer": "https://auth.example.com",
+                "github_client_id": "id",
+                "github_client_secret": "s",
+            },
+            "AUTH_SECRET_KEY: required",
+        ),
+        ({"auth_secret_key": "short"}, "AUTH_SECRET_KEY: must be at least 32 characters"),
+        ({"auth_upstream": "github"}, "GITHUB_CLIENT_ID: the github upstream needs"),
+        ({"auth_resources": "[not json"}, "AUTH_RESOURCES: must be a JSON list of resources"),
+        ({"auth_resources": '[{"resource": "http://x/mcp", "scopes": []}]'}, "AUTH_RESOURCES:"),
+        ({"auth_access_token_ttl": "soon"}, "AUTH_ACCESS_TOKEN_TTL:"),
+        ({"auth_upstream": "ldap"}, "AUTH_UPSTREAM:"),
+    ],
+)
+def test_bad_setting_names_the_variable_in_one_line(overrides: dict[str, str], expected: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(**overrides)
+    message = str(caught.value)
+    assert message.startswith(expected), message
+    assert "\n" not in message
+
+
+def test_production_settings_with_everything_given_are_accepted() -> None:
+    settings = load_settings(
+        auth_issuer="https://auth.example.com",
+        github_client_id="id",
+        github_client_secret="s",
+        auth_secret_key=SECRET,
+        auth_allowed_orgs="acme, widgets",
+    )
+    assert settings.auth_upstream == "github"
+    assert settings.auth_allowed_orgs == ["acme", "widgets"]
+    assert settings.upstream_scopes == "read:user user:email read:org"
+    assert settings.resources == []  # no example resources outside loopback
+    assert settings.port == 443
+
+
+def test_loopback_issuer_defaults_to_dev_upstream_and_example_resources() -> None:
+    settings = load_settings(auth_issuer="http://127.0.0.1:9000")
+    assert settings.auth_upstream == "dev"
+    assert [r.resource for r in settings.resources] == [
+        "http://127.0.0.1:9101/mcp",
+        "http://127.0.0.1:9102/mcp",
+    ]
+
+
+def test_serve_prints_one_line_and_exits_2_on_a_bad_setting() -> None:
+    result = subprocess.run(
+        [MCP_AUTH, "serve"],
+        env={"AUTH_ISSUER": "https://auth.example.com/", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == "mcp-auth: AUTH_ISSUER: must not end with '/', got 'https://auth.example.com/'"
+    )
