@@ -1,0 +1,1 @@
+"""Makes the service directories a package path so each service's tests get a unique module name."""

@@ -1,0 +1,1 @@
+"""An MCP resource server serving tools, protected by the auth service."""

@@ -1,0 +1,75 @@
+"""The composition root: builds the tools' collaborators from the settings and serves them behind the kit."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from mcp_auth_kit import Introspection, UpstreamTokenClient, protect, setup_json_logging
+from mcp_tools_server.github_api import GitHubClient
+from mcp_tools_server.server import BASE_SCOPE, NAME, TOOL_SCOPES, build_mcp_server
+from mcp_tools_server.settings import Settings, load_settings
+
+logger = logging.getLogger(__name__)
+
+# Bounds every outbound call (GitHub, token exchange) so a slow dependency fails a tool call, not the server.
+OUTBOUND_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    http = httpx.AsyncClient(timeout=OUTBOUND_TIMEOUT, follow_redirects=False)
+    server = build_mcp_server(GitHubClient(settings.github_api_url, http), _upstream_tokens(settings, http))
+    app = protect(
+        server,
+        resource_url=settings.resource_url,
+        issuer=settings.auth_issuer or "",  # unused when auth is off
+        scopes=[BASE_SCOPE],
+        tool_scopes=TOOL_SCOPES,
+        resource_name=NAME,
+        auth=settings.auth_enabled,
+        introspection=_introspection(settings),
+        sse=True,
+        # Every request stands alone, so replicas behind a load balancer need no sticky sessions.
+        json_response=True,
+        stateless_http=True,
+    )
+    run_kit = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with http, run_kit(app):
+            yield
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """uvicorn's factory: each worker process configures its logging and reads the environment itself."""
+    setup_json_logging()
+    return create_app(load_settings())
+
+
+def _introspection(settings: Settings) -> Introspection | None:
+    """MCP_INTROSPECTION=on: revocation bites within seconds, at one introspection per token and 15 s."""
+    if settings.introspection == "off" or settings.client_id is None or settings.client_secret is None:
+        return None
+    return Introspection(settings.client_id, settings.client_secret.get_secret_value())
+
+
+def _upstream_tokens(settings: Settings, http: httpx.AsyncClient) -> UpstreamTokenClient | None:
+    if not settings.auth_enabled:
+        return None
+    if settings.auth_issuer is None or settings.client_id is None or settings.client_secret is None:
+        logger.warning("get_github_repos cannot work: MCP_CLIENT_ID and MCP_CLIENT_SECRET are not set")
+        return None
+    return UpstreamTokenClient(
+        issuer=settings.auth_issuer,
+        client_id=settings.client_id,
+        client_secret=settings.client_secret.get_secret_value(),
+        http_client=http,
+    )

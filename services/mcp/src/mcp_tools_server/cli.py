@@ -1,0 +1,63 @@
+"""`mcp-tools serve`: checks the settings, then runs the MCP service under uvicorn until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from mcp_tools_server.settings import Settings, SettingsError, load_settings
+
+# Exit status for a configuration the operator must fix (like argparse's usage errors).
+EXIT_BAD_SETTINGS = 2
+# Long-lived SSE streams must not keep a stopping replica alive; clients reconnect elsewhere.
+GRACEFUL_SHUTDOWN_SECONDS = 10
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mcp-tools", description="The MCP tools service.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve", help="serve MCP over HTTP; configured by MCP_* variables (see README)"
+    )
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    arguments = parser.parse_args(argv)
+    if arguments.workers < 1:
+        parser.error("--workers must be at least 1")
+
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(f"mcp-tools: {error}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+    _serve(settings, workers=arguments.workers)
+    return 0
+
+
+def _serve(settings: Settings, *, workers: int) -> None:
+    # Imported only now: the kit loads the whole MCP SDK (~1 s), which a settings mistake need not wait for.
+    from mcp_auth_kit.observability import setup_json_logging
+
+    setup_json_logging()
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it and the process dies by the signal (exit
+    # 143). As Ctrl-C's KeyboardInterrupt, which uvicorn.run absorbs, a requested stop exits 0 instead.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Every worker builds its own app from the same environment (already validated above); the stateless
+    # transport lets any worker, on any replica, answer any request.
+    uvicorn.run(
+        "mcp_tools_server.app:app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.listen_port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Reads the `MCP_*` variables once, so a bad one stops start-up instead of failing a request later."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+from urllib.parse import SplitResult, urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_LOOPBACK_NAMES = ("localhost",)
+
+
+class SettingsError(Exception):
+    """A missing or invalid variable, described in one line that names it and says what is expected."""
+
+
+class Settings(BaseSettings):
+    """The MCP service's settings; every field is the variable `MCP_<FIELD>` (see README)."""
+
+    model_config = SettingsConfigDict(env_prefix="MCP_", extra="ignore", frozen=True)
+
+    resource_url: str = Field(
+        description="this server's canonical MCP URL, the token audience, e.g. http://127.0.0.1:9101/mcp"
+    )
+    # Kept as the exact string: clients and tokens compare issuers byte for byte, and pydantic's URL
+    # types would add a trailing slash (NOTES.md).
+    auth_issuer: str | None = Field(
+        default=None,
+        description="the auth service's issuer exactly as it publishes it, e.g. http://127.0.0.1:9000",
+    )
+    client_id: str | None = Field(default=None, description="this server's confidential client id")
+    client_secret: SecretStr | None = Field(default=None, description="the secret of MCP_CLIENT_ID")
+    github_api_url: str = Field(
+        default="https://api.github.com", description="the GitHub API base URL, e.g. https://api.github.com"
+    )
+    auth: Literal["on", "off"] = Field(default="on", description="'on' or 'off'")
+    introspection: Literal["on", "off"] = Field(
+        default="off", description="'on' (ask the auth service about every token, cached briefly) or 'off'"
+    )
+    host: str = Field(default="127.0.0.1", description="the address to listen on, e.g. 127.0.0.1 or 0.0.0.0")
+    port: int | None = Field(default=None, ge=1, le=65535, description="a TCP port number (1-65535)")
+
+    @field_validator("resource_url")
+    @classmethod
+    def _resource_identifier(cls, value: str) -> str:
+        parts = _http_url(value)
+        # RFC 8707 §2 / RFC 9728 §1.2: a resource identifier has no query or fragment (nor credentials).
+        if parts.query or parts.fragment or parts.username:
+            raise PydanticCustomError("url", "must not contain a query, fragment or user name")
+        if parts.path in ("", "/"):
+            raise PydanticCustomError("url", "needs a path: the MCP endpoint is served there")
+        return value
+
+    @field_validator("github_api_url")
+    @classmethod
+    def _absolute_url(cls, value: str) -> str:
+        _http_url(value)
+        return value
+
+    @field_validator("auth_issuer")
+    @classmethod
+    def _issuer_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = _http_url(value)
+        # RFC 8414 §2: the issuer is an http(s) URL with no query or fragment.
+        if parts.query or parts.fragment:
+            raise PydanticCustomError("issuer", "must not contain a query or fragment")
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _non_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise PydanticCustomError("host", "is empty")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.auth == "on" and self.auth_issuer is None:
+            raise PydanticCustomError(
+                "settings",
+                "MCP_AUTH_ISSUER: missing; required while MCP_AUTH=on: the auth service's issuer exactly "
+                "as it publishes it, e.g. http://127.0.0.1:9000",
+            )
+        # Serving tools without authentication is for benchmarks and protocol suites on one machine only.
+        if self.auth == "off" and not self.listens_on_loopback:
+            raise PydanticCustomError(
+                "settings",
+                "MCP_AUTH=off is refused unless MCP_HOST is a loopback address "
+                "(127.0.0.1, ::1 or localhost); got '{host}'",
+                {"host": self.host},
+            )
+        if self.introspection == "on" and (self.auth == "off" or self.client_id is None):
+            raise PydanticCustomError(
+                "settings", "MCP_INTROSPECTION=on needs MCP_AUTH=on and MCP_CLIENT_ID/MCP_CLIENT_SECRET"
+            )
+        if (self.client_id is None) != (self.client_secret is None):
+            raise PydanticCustomError(
+                "settings", "MCP_CLIENT_ID and MCP_CLIENT_SECRET: set both (a confidential client) or neither"
+            )
+        return self
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.auth == "on"
+
+    @property
+    def listens_on_loopback(self) -> bool:
+        if self.host in _LOOPBACK_NAMES:
+            return True
+        try:
+            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def listen_port(self) -> int:
+        """MCP_PORT, else the port of MCP_RESOURCE_URL (its scheme's default when it names none)."""
+        if self.port is not None:
+            return self.port
+        parts = urlsplit(self.resource_url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _http_url(value: str) -> SplitResult:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PydanticCustomError("url", "not an absolute http(s) URL")
+    return parts
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or `SettingsError` describing every problem on one line."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise SettingsError("; ".join(_describe(detail) for detail in error.errors())) from None
+
+
+def _describe(detail: ErrorDetails) -> str:
+    if not detail["loc"]:
+        return str(detail["msg"])  # cross-field messages name their variables themselves
+    field = str(detail["loc"][0])
+    expected = Settings.model_fields[field].description
+    if detail["type"] == "missing":
+        return f"MCP_{field.upper()}: missing; expected {expected}"
+    # The rejected value helps the operator, except a secret's, which must not reach a log.
+    got = "" if field == "client_secret" else f" (got {detail['input']!r})"
+    return f"MCP_{field.upper()}: {detail['msg']}{got}; expected {expected}"
