@@ -1,0 +1,482 @@
+"""The Kubernetes manifests render, are valid Kubernetes objects, and keep the rules of issue 7.
+
+Each overlay (and the base with each optional component) is rendered with `kubectl kustomize`, checked
+against the Kubernetes OpenAPI schemas shipped in kubernetes-validate (offline, strict: unknown fields
+fail), then against this deployment's own rules: hardened pods, probes, migrations before serving,
+Secrets only by reference, NetworkPolicies that let exactly the intended traffic through.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import kubernetes_validate
+import pytest
+
+Manifest = dict[str, Any]
+
+ALL_TARGETS = [
+    "base",
+    "dev",
+    "prod",
+    "example-third-mcp-server",
+    "base+migration-job",
+    "base+monitoring",
+    "dev+migration-job",
+]
+OVERLAYS = ["dev", "prod", "example-third-mcp-server"]
+# The oldest Kubernetes these manifests promise to work on, and the newest whose schemas are shipped.
+KUBERNETES_VERSIONS = ["1.32.0", "1.37.0"]
+# Custom resources: no built-in schema; allowed only where listed.
+CUSTOM_RESOURCES = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+# Secrets the operator creates outside this repository (README.md says how); base and prod only refer.
+EXTERNAL_SECRETS = {"mcp-auth-secrets", "mcp-server-one-client", "mcp-server-two-client"}
+WORKLOADS = {"Deployment", "StatefulSet", "Job"}
+INGRESS_NAMESPACE = "ingress-nginx"
+
+
+def of_kind(objects: list[Manifest], kind: str) -> list[Manifest]:
+    return [obj for obj in objects if obj["kind"] == kind]
+
+
+def named(objects: list[Manifest], kind: str, name: str) -> Manifest:
+    (found,) = [obj for obj in of_kind(objects, kind) if obj["metadata"]["name"] == name]
+    return found
+
+
+def pod_spec(workload: Manifest) -> dict[str, Any]:
+    spec: dict[str, Any] = workload["spec"]["template"]["spec"]
+    return spec
+
+
+def all_containers(workload: Manifest) -> list[dict[str, Any]]:
+    spec = pod_spec(workload)
+    containers: list[dict[str, Any]] = spec.get("initContainers", []) + spec["containers"]
+    return containers
+
+
+def mcp_servers(objects: list[Manifest]) -> list[Manifest]:
+    return [d for d in of_kind(objects, "Deployment") if component(d) == "mcp-server"]
+
+
+def component(obj: Manifest) -> str | None:
+    labels: dict[str, str] = obj["metadata"].get("labels", {})
+    return labels.get("app.kubernetes.io/component")
+
+
+def config_data(objects: list[Manifest], prefix: str) -> dict[str, str]:
+    """The data of the one generated ConfigMap whose name starts with prefix (names carry a hash)."""
+    (found,) = [c for c in of_kind(objects, "ConfigMap") if c["metadata"]["name"].startswith(prefix + "-")]
+    data: dict[str, str] = found["data"]
+    return data
+
+
+# --- rendering and schemas ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ALL_TARGETS)
+def test_renders_with_kustomize(renders: dict[str, list[Manifest]], target: str) -> None:
+    assert of_kind(renders[target], "Deployment"), f"{target} rendered no Deployment"
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+@pytest.mark.parametrize("target", ALL_TARGETS)
+def test_objects_match_kubernetes_schemas(
+    renders: dict[str, list[Manifest]], target: str, version: str
+) -> None:
+    problems = []
+    for obj in renders[target]:
+        if (obj["apiVersion"], obj["kind"]) in CUSTOM_RESOURCES:
+            continue
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            path = "/".join(str(part) for part in error.path)
+            problems.append(f"{obj['kind']}/{obj['metadata']['name']} {path}: {error.message}")
+        except kubernetes_validate.SchemaNotFoundError as error:
+            problems.append(error.message)
+    assert not problems, "\n".join(problems)
+
+
+def test_base_needs_no_custom_resource_definitions(renders: dict[str, list[Manifest]]) -> None:
+    api_groups = {obj["apiVersion"] for obj in renders["base"]}
+    assert "monitoring.coreos.com/v1" not in api_groups
+    assert of_kind(renders["base+monitoring"], "ServiceMonitor")
+
+
+# --- pods -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ALL_TARGETS)
+def test_every_container_is_hardened(renders: dict[str, list[Manifest]], target: str) -> None:
+    workloads = [obj for obj in renders[target] if obj["kind"] in WORKLOADS]
+    for workload in workloads:
+        where = f"{workload['kind']}/{workload['metadata']['name']}"
+        spec = pod_spec(workload)
+        pod_security = spec["securityContext"]
+        assert pod_security["runAsNonRoot"] is True, where
+        assert isinstance(pod_security["runAsUser"], int), f"{where}: runAsUser must be numeric"
+        assert pod_security["runAsUser"] > 0, where
+        assert pod_security["seccompProfile"] == {"type": "RuntimeDefault"}, where
+        assert spec.get("automountServiceAccountToken") is False, where
+        tmp_volumes = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v}
+        for container in all_containers(workload):
+            who = f"{where} container {container['name']}"
+            security = container["securityContext"]
+            assert security["readOnlyRootFilesystem"] is True, who
+            assert security["allowPrivilegeEscalation"] is False, who
+            assert security["capabilities"]["drop"] == ["ALL"], who
+            assert "add" not in security["capabilities"], who
+            assert security.get("runAsNonRoot", True) is True, who
+            resources = container["resources"]
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(resources.get(kind, {})), f"{who}: {kind} cpu and memory"
+            tmp_mounts = [m for m in container.get("volumeMounts", []) if m["mountPath"] == "/tmp"]
+            assert tmp_mounts, f"{who}: /tmp must be a writable emptyDir (the root filesystem is read-only)"
+            assert tmp_mounts[0]["name"] in tmp_volumes, who
+
+
+@pytest.mark.parametrize("target", ALL_TARGETS)
+def test_long_running_containers_have_three_probes(renders: dict[str, list[Manifest]], target: str) -> None:
+    for workload in renders[target]:
+        if workload["kind"] not in {"Deployment", "StatefulSet"}:
+            continue
+        for container in pod_spec(workload)["containers"]:
+            who = f"{workload['metadata']['name']}/{container['name']}"
+            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                assert probe in container, f"{who} has no {probe}"
+            if "httpGet" in container["readinessProbe"]:
+                # Ready and alive are different questions: /readyz checks dependencies, /healthz does not.
+                assert container["readinessProbe"]["httpGet"]["path"] == "/readyz", who
+                assert container["livenessProbe"]["httpGet"]["path"] == "/healthz", who
+
+
+@pytest.mark.parametrize("target", ALL_TARGETS)
+def test_auth_service_migrates_before_it_serves(renders: dict[str, list[Manifest]], target: str) -> None:
+    auth = named(renders[target], "Deployment", "mcp-auth-server")
+    (init,) = pod_spec(auth)["initContainers"]
+    (main,) = pod_spec(auth)["containers"]
+    assert init["command"] + init.get("args", []) == ["mcp-auth", "migrate"]
+    assert main["command"] + main.get("args", []) == ["mcp-auth", "serve"]
+    assert init["image"] == main["image"], "migrations must come from the release being rolled out"
+    assert init["env"] == main["env"], "same database and secrets"
+    assert init["envFrom"] == main["envFrom"], "same settings"
+
+
+def test_migration_job_component_runs_migrate_as_a_presync_hook(renders: dict[str, list[Manifest]]) -> None:
+    objects = renders["base+migration-job"]
+    (job,) = of_kind(objects, "Job")
+    (container,) = pod_spec(job)["containers"]
+    assert container["command"] + container.get("args", []) == ["mcp-auth", "migrate"]
+    assert job["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "PreSync"
+    assert pod_spec(job)["restartPolicy"] == "Never"
+    auth = named(objects, "Deployment", "mcp-auth-server")
+    assert container["image"] == pod_spec(auth)["containers"][0]["image"]
+    assert container["env"] == pod_spec(auth)["containers"][0]["env"]
+
+
+# --- objects that belong together ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ALL_TARGETS)
+def test_every_deployment_has_a_service_hpa_and_pdb(renders: dict[str, list[Manifest]], target: str) -> None:
+    objects = renders[target]
+    for deployment in of_kind(objects, "Deployment"):
+        name = deployment["metadata"]["name"]
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert "replicas" not in deployment["spec"], f"{name}: the HPA owns replicas"
+        (hpa,) = [
+            h
+            for h in of_kind(objects, "HorizontalPodAutoscaler")
+            if h["spec"]["scaleTargetRef"]["name"] == name
+        ]
+        assert hpa["apiVersion"] == "autoscaling/v2"
+        assert hpa["spec"]["scaleTargetRef"]["kind"] == "Deployment"
+        assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+        pdbs = [p for p in of_kind(objects, "PodDisruptionBudget") if selects(p["spec"]["selector"], labels)]
+        assert len(pdbs) == 1, f"{name}: {len(pdbs)} PodDisruptionBudgets"
+        services = [s for s in of_kind(objects, "Service") if matches(s["spec"].get("selector", {}), labels)]
+        assert len(services) == 1, f"{name}: {len(services)} Services"
+
+
+@pytest.mark.parametrize("target", ALL_TARGETS)
+def test_references_resolve(renders: dict[str, list[Manifest]], target: str) -> None:
+    """Every ConfigMap, Secret and Service that a workload or Ingress names is rendered (or made by hand)."""
+    objects = renders[target]
+    names = {(obj["kind"], obj["metadata"]["name"]) for obj in objects}
+    external = EXTERNAL_SECRETS if not of_kind(objects, "Secret") else set()
+    missing = []
+    for workload in (obj for obj in objects if obj["kind"] in WORKLOADS):
+        for container in all_containers(workload):
+            for kind, name in referenced(container):
+                if (kind, name) not in names and not (kind == "Secret" and name in external):
+                    missing.append(f"{workload['metadata']['name']} -> {kind}/{name}")
+    for ingress in of_kind(objects, "Ingress"):
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                backend = path["backend"]["service"]
+                service = named(objects, "Service", backend["name"])
+                assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
+    assert not missing, "\n".join(missing)
+
+
+def referenced(container: dict[str, Any]) -> list[tuple[str, str]]:
+    refs = []
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            refs.append(("ConfigMap", source["configMapRef"]["name"]))
+        if "secretRef" in source:
+            refs.append(("Secret", source["secretRef"]["name"]))
+    for variable in container.get("env", []):
+        value_from = variable.get("valueFrom", {})
+        if "configMapKeyRef" in value_from:
+            refs.append(("ConfigMap", value_from["configMapKeyRef"]["name"]))
+        if "secretKeyRef" in value_from:
+            refs.append(("Secret", value_from["secretKeyRef"]["name"]))
+    return refs
+
+
+# --- secrets ------------------------------------------------------------------------------------------
+
+SECRET_WORDS = ("SECRET", "PASSWORD", "DATABASE_URL", "PRIVATE")
+
+
+@pytest.mark.parametrize("target", ["base", "prod", "base+migration-job", "base+monitoring"])
+def test_no_secret_values_outside_dev(renders: dict[str, list[Manifest]], target: str) -> None:
+    objects = renders[target]
+    assert not of_kind(objects, "Secret"), "base and prod only refer to Secrets created outside the repo"
+    for config in of_kind(objects, "ConfigMap"):
+        for key in config.get("data", {}):
+            assert not any(word in key for word in SECRET_WORDS), f"{key} belongs in a Secret"
+    for workload in (obj for obj in objects if obj["kind"] in WORKLOADS):
+        for container in all_containers(workload):
+            for variable in container.get("env", []):
+                if any(word in variable["name"] for word in SECRET_WORDS):
+                    assert "value" not in variable, f"{variable['name']} must come from a secretKeyRef"
+
+
+@pytest.mark.parametrize("target", ["dev", "example-third-mcp-server", "dev+migration-job"])
+def test_dev_secrets_are_obvious_placeholders(renders: dict[str, list[Manifest]], target: str) -> None:
+    import base64
+
+    for secret in of_kind(renders[target], "Secret"):
+        for key, encoded in secret["data"].items():
+            assert "dev-only-placeholder" in base64.b64decode(encoded).decode(), (
+                f"{secret['metadata']['name']}/{key}"
+            )
+
+
+# --- configuration that must agree --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ALL_TARGETS)
+def test_issuer_resources_and_hosts_agree(renders: dict[str, list[Manifest]], target: str) -> None:
+    objects = renders[target]
+    auth_config = config_data(objects, "mcp-auth-config")
+    issuer = auth_config["AUTH_ISSUER"]
+    assert issuer.startswith("https://"), issuer
+    assert not issuer.endswith("/"), "the issuer is compared byte for byte: no trailing slash"
+    listed = {entry["resource"] for entry in json.loads(auth_config["AUTH_RESOURCES"])}
+    served = set()
+    for deployment in mcp_servers(objects):
+        (container,) = pod_spec(deployment)["containers"]
+        issuer_ref = next(v for v in container["env"] if v["name"] == "MCP_AUTH_ISSUER")
+        assert issuer_ref["valueFrom"]["configMapKeyRef"]["key"] == "AUTH_ISSUER"
+        (config_name,) = [s["configMapRef"]["name"] for s in container["envFrom"] if "configMapRef" in s]
+        served.add(named(objects, "ConfigMap", config_name)["data"]["MCP_RESOURCE_URL"])
+    assert served == listed, "AUTH_RESOURCES must list exactly the MCP servers deployed"
+    hosts = {rule["host"] for ingress in of_kind(objects, "Ingress") for rule in ingress["spec"]["rules"]}
+    assert hosts == {urlsplit(url).hostname for url in {issuer} | served}
+    for ingress in of_kind(objects, "Ingress"):
+        tls_hosts = {h for tls in ingress["spec"]["tls"] for h in tls["hosts"]}
+        assert tls_hosts == {rule["host"] for rule in ingress["spec"]["rules"]}, "TLS for every host"
+
+
+@pytest.mark.parametrize("target", OVERLAYS)
+def test_overlays_pin_every_image(renders: dict[str, list[Manifest]], target: str) -> None:
+    for workload in (obj for obj in renders[target] if obj["kind"] in WORKLOADS):
+        for container in all_containers(workload):
+            image = container["image"]
+            tag = image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else None
+            assert tag, f"{workload['metadata']['name']}: {image} has no tag"
+            assert tag != "latest", f"{workload['metadata']['name']}: {image} is not pinned"
+
+
+def test_third_server_overlay_adds_exactly_one_server(renders: dict[str, list[Manifest]]) -> None:
+    dev = {d["metadata"]["name"] for d in mcp_servers(renders["dev"])}
+    third = {d["metadata"]["name"] for d in mcp_servers(renders["example-third-mcp-server"])}
+    assert third - dev == {"mcp-server-three"}
+    assert dev <= third
+
+
+# --- network policies ---------------------------------------------------------------------------------
+
+
+def matches(match_labels: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in match_labels.items())
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A Kubernetes label selector (matchLabels and matchExpressions) applied to labels."""
+    if not matches(selector.get("matchLabels", {}), labels):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+        if operator == "In" and labels.get(key) not in values:
+            return False
+        if operator == "NotIn" and labels.get(key) in values:
+            return False
+        if operator == "Exists" and key not in labels:
+            return False
+        if operator == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class Peer:
+    """One end of a connection: a pod (in some namespace) or an address outside the cluster."""
+
+    name: str
+    namespace: str | None  # None: outside the cluster
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def peer_matches(rule_peer: dict[str, Any], peer: Peer, own_namespace: str) -> bool:
+    if "ipBlock" in rule_peer:
+        return peer.namespace is None  # the blocks used here are the whole internet
+    if peer.namespace is None:
+        return False
+    if "namespaceSelector" in rule_peer:
+        namespace_labels = {"kubernetes.io/metadata.name": peer.namespace}
+        if not selects(rule_peer["namespaceSelector"], namespace_labels):
+            return False
+    elif peer.namespace != own_namespace:
+        return False
+    return selects(rule_peer.get("podSelector", {}), peer.labels)
+
+
+def rule_allows(rule: dict[str, Any], direction: str, peer: Peer, port: int, protocol: str, ns: str) -> bool:
+    peers = rule.get("from" if direction == "ingress" else "to")
+    if peers and not any(peer_matches(p, peer, ns) for p in peers):
+        return False
+    ports = rule.get("ports")
+    return not ports or any(p.get("port") == port and p.get("protocol", "TCP") == protocol for p in ports)
+
+
+def allowed(policies: list[Manifest], source: Peer, target: Peer, port: int, protocol: str = "TCP") -> bool:
+    """Whether NetworkPolicies let source open a connection to target:port (both ends are checked)."""
+    ns = "app"  # the deployment's namespace; every pod of ours lives there
+    for pod, direction, other in ((source, "egress", target), (target, "ingress", source)):
+        if pod.namespace != ns:
+            continue  # not ours: outside these policies
+        applying = [
+            p
+            for p in policies
+            if selects(p["spec"]["podSelector"], pod.labels)
+            and direction.capitalize() in p["spec"]["policyTypes"]
+        ]
+        rules = [rule for p in applying for rule in p["spec"].get(direction, [])]
+        if applying and not any(rule_allows(r, direction, other, port, protocol, ns) for r in rules):
+            return False
+    return True
+
+
+AUTH = Peer(
+    "auth", "app", {"app.kubernetes.io/name": "mcp-auth-server", "app.kubernetes.io/component": "auth-server"}
+)
+MCP = Peer(
+    "mcp",
+    "app",
+    {
+        "app.kubernetes.io/name": "mcp-tools-server",
+        "app.kubernetes.io/component": "mcp-server",
+        "app.kubernetes.io/instance": "mcp-server-three",
+    },
+)
+POSTGRES = Peer("postgres", "app", {"app.kubernetes.io/name": "postgres"})
+MIGRATE = Peer(
+    "migrate-job",
+    "app",
+    {"app.kubernetes.io/name": "mcp-auth-migrate", "app.kubernetes.io/component": "migration"},
+)
+INGRESS_CONTROLLER = Peer(
+    "ingress-controller", INGRESS_NAMESPACE, {"app.kubernetes.io/name": "ingress-nginx"}
+)
+OTHER_POD = Peer("other-pod", "app", {"app": "something-else"})
+OTHER_NAMESPACE = Peer("other-namespace", "elsewhere", {"app.kubernetes.io/name": "mcp-auth-server"})
+KUBE_DNS = Peer("kube-dns", "kube-system", {"k8s-app": "kube-dns"})
+INTERNET = Peer("internet", None)
+
+# (source, target, port, protocol, allowed?); rows naming Postgres or the migration Job apply where
+# those are deployed.
+TRAFFIC = [
+    (INGRESS_CONTROLLER, AUTH, 9000, "TCP", True),
+    (MCP, AUTH, 9000, "TCP", True),
+    (OTHER_POD, AUTH, 9000, "TCP", False),
+    (OTHER_NAMESPACE, AUTH, 9000, "TCP", False),
+    (INGRESS_CONTROLLER, MCP, 8000, "TCP", True),
+    (AUTH, MCP, 8000, "TCP", False),
+    (OTHER_POD, MCP, 8000, "TCP", False),
+    (AUTH, INTERNET, 443, "TCP", True),  # GitHub
+    (MCP, INTERNET, 443, "TCP", True),  # GitHub API
+    (MCP, INGRESS_CONTROLLER, 443, "TCP", True),  # the issuer's public URL
+    (AUTH, INTERNET, 5432, "TCP", True),  # external Postgres
+    (MCP, INTERNET, 5432, "TCP", False),
+    (AUTH, INTERNET, 22, "TCP", False),
+    (AUTH, KUBE_DNS, 53, "UDP", True),
+    (MCP, KUBE_DNS, 53, "UDP", True),
+    (MIGRATE, INTERNET, 5432, "TCP", True),
+    (MIGRATE, INTERNET, 443, "TCP", False),
+    (AUTH, POSTGRES, 5432, "TCP", True),
+    (MIGRATE, POSTGRES, 5432, "TCP", True),
+    (MCP, POSTGRES, 5432, "TCP", False),
+    (OTHER_POD, POSTGRES, 5432, "TCP", False),
+    (INGRESS_CONTROLLER, POSTGRES, 5432, "TCP", False),
+]
+
+
+# Where the dev Postgres StatefulSet and the migration Job are rendered (checked below, so this can't drift).
+WITH_POSTGRES = {"dev", "example-third-mcp-server", "dev+migration-job"}
+WITH_MIGRATION_JOB = {"base+migration-job", "dev+migration-job"}
+
+
+def traffic_cases() -> list[Any]:
+    cases = []
+    for target in ALL_TARGETS:
+        for source, destination, port, protocol, expected in TRAFFIC:
+            if POSTGRES in (source, destination) and target not in WITH_POSTGRES:
+                continue
+            if source == MIGRATE and target not in WITH_MIGRATION_JOB:
+                continue
+            case_id = f"{target}:{source.name}->{destination.name}:{port}/{protocol}"
+            cases.append(pytest.param(target, source, destination, port, protocol, expected, id=case_id))
+    return cases
+
+
+@pytest.mark.parametrize(("target", "source", "destination", "port", "protocol", "expected"), traffic_cases())
+def test_network_policies_allow_only_intended_traffic(
+    renders: dict[str, list[Manifest]],
+    target: str,
+    source: Peer,
+    destination: Peer,
+    port: int,
+    protocol: str,
+    expected: bool,
+) -> None:
+    objects = renders[target]
+    assert bool(of_kind(objects, "StatefulSet")) is (target in WITH_POSTGRES)
+    assert bool(of_kind(objects, "Job")) is (target in WITH_MIGRATION_JOB)
+    assert allowed(of_kind(objects, "NetworkPolicy"), source, destination, port, protocol) is expected
+
+
+@pytest.mark.parametrize("target", ALL_TARGETS)
+def test_every_pod_is_under_default_deny(renders: dict[str, list[Manifest]], target: str) -> None:
+    deny = named(renders[target], "NetworkPolicy", "default-deny-all")
+    assert deny["spec"]["podSelector"] == {}, "selects every pod"
+    assert set(deny["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    assert "ingress" not in deny["spec"], "allows nothing in"
+    assert "egress" not in deny["spec"], "allows nothing out"
