@@ -37,7 +37,7 @@ def generate_key(algorithm: str) -> GeneratedKey:
         private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     else:
         raise ValueError(f"unsupported signing algorithm {algorithm!r}")
-    kid = secrets.token_urlsafe(12)
+    kid = secrets.token_hex(12)  # hex, not base64url: a kid starting with '-' reads as an option on the CLI
     return GeneratedKey(kid, algorithm, private_key, public_jwk(private_key, kid, algorithm))
 
 
