@@ -248,7 +248,7 @@ async def test_a_reused_token_is_served_from_the_cache(verifier: JWTVerifier, mi
 async def test_cached_token_expires_with_the_token(issuer: IssuerStandIn, mint: Mint) -> None:
     clock = [time.time()]
     checker = JWTVerifier(issuer=issuer.url, resource_url=resource_url(), leeway=0, now=lambda: clock[0])
-    token = mint(exp=int(clock[0]) + 60)
+    token = mint(iat=int(clock[0]), exp=int(clock[0]) + 60)
     await checker.verify(token)
     clock[0] += 61
     with pytest.raises(InvalidToken, match="expired"):
