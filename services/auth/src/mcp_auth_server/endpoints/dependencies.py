@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mcp_auth_server.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, a hand-off on every request.
     runtime: Runtime = request.app.state.runtime
     return runtime
 
