@@ -13,6 +13,7 @@ from mcp_auth_server.crypto.opaque_tokens import secret_matches
 from mcp_auth_server.db.engine import create_engine, create_session_factory
 from mcp_auth_server.db.migrate import upgrade
 from mcp_auth_server.db.models import Client
+from mcp_auth_server.db.statements import Sql
 from mcp_auth_server.store.grants import add_grant
 from mcp_auth_server.store.users import upsert_user
 from mcp_auth_server.upstreams.base import Identity
@@ -177,7 +178,7 @@ def test_grants_list_and_revoke(migrated_database: str) -> None:
                 )
             )["client_id"]
             grant_id = await add_grant(
-                session,
+                await Sql.of(session),
                 user_id=user.id,
                 client_id=client_id,
                 resource=RESOURCE_A,

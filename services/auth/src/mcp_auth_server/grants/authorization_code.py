@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from mcp_auth_server.clock import now
-from mcp_auth_server.db.models import AuthorizationCode, Client, RevokedAccessToken, User
+from mcp_auth_server.db.models import AuthorizationCode, Client, RevokedAccessToken
+from mcp_auth_server.db.statements import Sql
 from mcp_auth_server.grants.responses import token_response
 from mcp_auth_server.oauth.errors import invalid_grant, invalid_request, invalid_target
 from mcp_auth_server.oauth.rfc7636_pkce import verifier_matches
@@ -27,7 +27,7 @@ from mcp_auth_server.store import audit
 from mcp_auth_server.store.authorization_codes import Produced, redeem
 from mcp_auth_server.store.grants import add_grant, add_refresh_token, revoke_grant
 from mcp_auth_server.store.resources import OFFLINE_ACCESS
-from mcp_auth_server.store.users import public_profile
+from mcp_auth_server.store.users import PROFILE, public_profile
 
 
 async def exchange_code(runtime: Runtime, session: AsyncSession, client: Client, form: FormData) -> Response:
@@ -71,17 +71,14 @@ async def exchange_code(runtime: Runtime, session: AsyncSession, client: Client,
             raise invalid_target(str(exc)) from None
         if named != [stored.resource]:
             raise invalid_target("resource differs from the one authorized")
-    user = (
-        await session.execute(
-            select(User.login, User.name, User.email, User.avatar_url).where(User.id == stored.user_id)
-        )
-    ).one_or_none()
+    sql = await Sql.of(session)
+    user = await sql.row(PROFILE, user_id=stored.user_id)
     if user is None:
         raise invalid_grant("the user no longer exists")
 
     offline = OFFLINE_ACCESS in stored.scopes
     grant_id = await add_grant(
-        session,
+        sql,
         grant_id=produced.grant_id,
         user_id=stored.user_id,
         client_id=client.client_id,
@@ -103,7 +100,7 @@ async def exchange_code(runtime: Runtime, session: AsyncSession, client: Client,
         profile=public_profile(user),
         jti=produced.access_token_jti,
     )
-    refresh = await add_refresh_token(session, grant_id, 1, stored.scopes) if offline else None
+    refresh = await add_refresh_token(sql, grant_id, 1, stored.scopes) if offline else None
     await session.commit()
     return token_response(access, stored.scopes, refresh)
 

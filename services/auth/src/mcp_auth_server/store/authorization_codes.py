@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_auth_server.clock import now
 from mcp_auth_server.crypto.opaque_tokens import hash_secret, new_secret
 from mcp_auth_server.db.models import AuthorizationCode
+from mcp_auth_server.db.statements import Sql, Statement
 
 
 def issue_code(
@@ -71,34 +71,29 @@ class Redemption:
     replayed: AuthorizationCode | None  # the code, if it had already been redeemed
 
 
-async def redeem(session: AsyncSession, code: str, produced: Produced) -> Redemption:
-    """Mark the code redeemed atomically (of concurrent redemptions exactly one succeeds), in one statement.
+# Marks the code redeemed atomically: of concurrent redemptions exactly one matches the row.
+REDEEM = Statement(
+    "UPDATE authorization_codes SET redeemed_at = :moment, grant_id = :grant_id,"
+    " access_token_jti = :access_token_jti, access_token_expires_at = :access_token_expires_at"
+    " WHERE code_hash = :code_hash AND redeemed_at IS NULL"
+    " RETURNING client_id, user_id, redirect_uri, code_challenge, resource, scopes, auth_time, expires_at",
+    json_columns=frozenset({"scopes"}),
+)
 
-    If the request then fails a check, its transaction rolls back and the code stays unredeemed.
-    """
+
+async def redeem(session: AsyncSession, code: str, produced: Produced) -> Redemption:
+    """Redeem the code in one statement; if the request then fails a check, its transaction rolls
+    back and the code stays unredeemed."""
     code_hash = hash_secret(code)
-    row = (
-        await session.execute(
-            update(AuthorizationCode)
-            .where(AuthorizationCode.code_hash == code_hash, AuthorizationCode.redeemed_at.is_(None))
-            .values(
-                redeemed_at=now(),
-                grant_id=produced.grant_id,
-                access_token_jti=produced.access_token_jti,
-                access_token_expires_at=produced.access_token_expires_at,
-            )
-            .returning(
-                AuthorizationCode.client_id,
-                AuthorizationCode.user_id,
-                AuthorizationCode.redirect_uri,
-                AuthorizationCode.code_challenge,
-                AuthorizationCode.resource,
-                AuthorizationCode.scopes,
-                AuthorizationCode.auth_time,
-                AuthorizationCode.expires_at,
-            )
-        )
-    ).one_or_none()
+    sql = await Sql.of(session)
+    row = await sql.row(
+        REDEEM,
+        moment=now(),
+        grant_id=produced.grant_id,
+        access_token_jti=produced.access_token_jti,
+        access_token_expires_at=produced.access_token_expires_at,
+        code_hash=code_hash,
+    )
     if row is not None:
-        return Redemption(code=RedeemedCode(**row._asdict()), replayed=None)
+        return Redemption(code=RedeemedCode(**row), replayed=None)
     return Redemption(code=None, replayed=await session.get(AuthorizationCode, code_hash))

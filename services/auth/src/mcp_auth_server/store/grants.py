@@ -12,17 +12,28 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_auth_server.clock import now
 from mcp_auth_server.crypto.opaque_tokens import hash_secret, new_secret
-from mcp_auth_server.db.models import Grant, RefreshToken
+from mcp_auth_server.db.models import Grant
+from mcp_auth_server.db.statements import Sql, Statement
 from mcp_auth_server.store import audit
+
+ADD_GRANT = Statement(
+    "INSERT INTO grants (id, user_id, client_id, resource, scopes, auth_time, created_at, expires_at,"
+    " last_used_at, generation) VALUES (:id, :user_id, :client_id, :resource, :scopes, :auth_time,"
+    " :moment, :expires_at, :moment, :generation)"
+)
+ADD_REFRESH_TOKEN = Statement(
+    "INSERT INTO refresh_tokens (token_hash, grant_id, generation, scopes, created_at, grace_used)"
+    " VALUES (:token_hash, :grant_id, :generation, :scopes, :moment, false)"
+)
 
 
 async def add_grant(
-    session: AsyncSession,
+    sql: Sql,
     *,
     user_id: str | None,
     client_id: str,
@@ -33,38 +44,34 @@ async def add_grant(
     grant_id: str | None = None,
     generation: int = 0,
 ) -> str:
-    """Insert a grant (one statement, no ORM object); its id."""
+    """Insert a grant; its id."""
     grant_id = grant_id or str(uuid.uuid4())
     moment = now()
-    await session.execute(
-        insert(Grant).values(
-            id=grant_id,
-            user_id=user_id,
-            client_id=client_id,
-            resource=resource,
-            scopes=scopes,
-            auth_time=auth_time,
-            created_at=moment,
-            expires_at=moment + lifetime,
-            last_used_at=moment,
-            generation=generation,
-        )
+    await sql.execute(
+        ADD_GRANT,
+        id=grant_id,
+        user_id=user_id,
+        client_id=client_id,
+        resource=resource,
+        scopes=scopes,
+        auth_time=auth_time,
+        moment=moment,
+        expires_at=moment + lifetime,
+        generation=generation,
     )
     return grant_id
 
 
-async def add_refresh_token(session: AsyncSession, grant_id: str, generation: int, scopes: list[str]) -> str:
+async def add_refresh_token(sql: Sql, grant_id: str, generation: int, scopes: list[str]) -> str:
     """Insert one generation of a family; the token in clear, which only its hash is stored of."""
     token = new_secret()
-    await session.execute(
-        insert(RefreshToken).values(
-            token_hash=hash_secret(token),
-            grant_id=grant_id,
-            generation=generation,
-            scopes=scopes,
-            created_at=now(),
-            grace_used=False,
-        )
+    await sql.execute(
+        ADD_REFRESH_TOKEN,
+        token_hash=hash_secret(token),
+        grant_id=grant_id,
+        generation=generation,
+        scopes=scopes,
+        moment=now(),
     )
     return token
 
@@ -107,78 +114,56 @@ class RefreshRefused(Exception):
         self.reuse = reuse
 
 
+# Reads the token with its grant and locks both rows (FOR UPDATE on the join), so concurrent
+# refreshes of one family are decided one at a time, each seeing the rows as the previous one left
+# them. The family's newest generation is on the locked grant row for that reason.
+READ_FAMILY = Statement(
+    "SELECT rt.generation, rt.rotated_at, rt.grace_used, rt.scopes, g.id, g.user_id, g.client_id,"
+    " g.resource, g.auth_time, g.expires_at, g.revoked_at, g.generation AS newest"
+    " FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id WHERE rt.token_hash = :token_hash",
+    json_columns=frozenset({"scopes"}),
+    lock=True,
+)
+# Rotates the presented token, and supersedes siblings minted in a grace window, at once.
+ROTATE_FAMILY = Statement(
+    "UPDATE refresh_tokens SET rotated_at = :moment WHERE grant_id = :grant_id AND rotated_at IS NULL"
+)
+USE_GRACE = Statement("UPDATE refresh_tokens SET grace_used = true WHERE token_hash = :token_hash")
+ADVANCE_GRANT = Statement(
+    "UPDATE grants SET last_used_at = :moment, generation = :generation WHERE id = :grant_id"
+)
+
+
 async def rotate(session: AsyncSession, presented: str, client_id: str, grace_seconds: int) -> Rotation:
     token_hash = hash_secret(presented)
-    # One statement reads the token with its grant and locks both rows (FOR UPDATE on the join), so
-    # concurrent refreshes of one family are decided one at a time, each seeing the rows as the
-    # previous one left them. The family's newest generation is on the locked grant row for that reason.
-    row = (
-        await session.execute(
-            select(
-                RefreshToken.generation,
-                RefreshToken.rotated_at,
-                RefreshToken.grace_used,
-                RefreshToken.scopes,
-                Grant.id,
-                Grant.user_id,
-                Grant.client_id,
-                Grant.resource,
-                Grant.auth_time,
-                Grant.expires_at,
-                Grant.revoked_at,
-                Grant.generation.label("newest"),
-            )
-            .join(Grant, Grant.id == RefreshToken.grant_id)
-            .where(RefreshToken.token_hash == token_hash)
-            .with_for_update()
-        )
-    ).one_or_none()
+    sql = await Sql.of(session)
+    row = await sql.row(READ_FAMILY, token_hash=token_hash)
     if row is None:
         raise RefreshRefused("unknown refresh token")
     moment = now()
-    if row.revoked_at is not None or row.expires_at <= moment:
+    if row["revoked_at"] is not None or row["expires_at"] <= moment:
         raise RefreshRefused("the grant has ended")
-    if row.client_id != client_id:
+    if row["client_id"] != client_id:
         raise RefreshRefused("the refresh token was issued to another client")
-    if row.rotated_at is None:
-        # Rotates this token, and supersedes siblings minted in a grace window, in one statement.
-        await session.execute(
-            update(RefreshToken)
-            .where(RefreshToken.grant_id == row.id, RefreshToken.rotated_at.is_(None))
-            .values(rotated_at=moment)
-        )
-    elif row.generation == row.newest - 1 and moment - row.rotated_at <= grace_seconds and not row.grace_used:
-        await session.execute(
-            update(RefreshToken).where(RefreshToken.token_hash == token_hash).values(grace_used=True)
-        )
+    grant_id, generation, newest = row["id"], row["generation"], row["newest"]
+    if row["rotated_at"] is None:
+        await sql.execute(ROTATE_FAMILY, moment=moment, grant_id=grant_id)
+    elif generation == newest - 1 and moment - row["rotated_at"] <= grace_seconds and not row["grace_used"]:
+        await sql.execute(USE_GRACE, token_hash=token_hash)
     else:
-        await revoke_grant(session, row.id, "refresh_token_reuse")
+        await revoke_grant(session, grant_id, "refresh_token_reuse")
         audit.record(
             session,
             "refresh_token_reuse",
-            user_id=row.user_id,
+            user_id=row["user_id"],
             client_id=client_id,
-            grant_id=row.id,
-            generation=row.generation,
-            newest_generation=row.newest,
+            grant_id=grant_id,
+            generation=generation,
+            newest_generation=newest,
         )
         raise RefreshRefused("the refresh token was already used; the grant is revoked", reuse=True)
-    generation, scopes = row.generation + 1, list(row.scopes)
-    fresh = new_secret()
-    await session.execute(
-        insert(RefreshToken).values(
-            token_hash=hash_secret(fresh),
-            grant_id=row.id,
-            generation=generation,
-            scopes=scopes,
-            created_at=moment,
-            grace_used=False,
-        )
-    )
-    await session.execute(
-        update(Grant)
-        .where(Grant.id == row.id)
-        .values(last_used_at=moment, generation=max(row.newest, generation))
-    )
-    grant = FamilyGrant(row.id, row.user_id, row.client_id, row.resource, row.auth_time)
+    scopes: list[str] = list(row["scopes"])
+    fresh = await add_refresh_token(sql, grant_id, generation + 1, scopes)
+    await sql.execute(ADVANCE_GRANT, moment=moment, generation=max(newest, generation + 1), grant_id=grant_id)
+    grant = FamilyGrant(grant_id, row["user_id"], row["client_id"], row["resource"], row["auth_time"])
     return Rotation(grant=grant, refresh_token=fresh, scopes=scopes)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mcp_auth_server.clock import now
 from mcp_auth_server.crypto.secret_box import DecryptionError, SecretBox
 from mcp_auth_server.db.models import UpstreamIdentity, User
+from mcp_auth_server.db.statements import Statement
 from mcp_auth_server.upstreams.base import Identity, UpstreamTokens
 
 log = logging.getLogger(__name__)
@@ -96,25 +98,22 @@ async def identity_of(session: AsyncSession, user_id: str, provider: str) -> Ups
     )
 
 
-class Profile(Protocol):
-    """A user row, ORM object or plain result row, with the public profile columns."""
-
-    @property
-    def login(self) -> str | None: ...
-    @property
-    def name(self) -> str | None: ...
-    @property
-    def email(self) -> str | None: ...
-    @property
-    def avatar_url(self) -> str | None: ...
+# The public profile the access token carries (public_profile), for the token endpoint's grants.
+PROFILE = Statement("SELECT login, name, email, avatar_url FROM users WHERE id = :user_id")
+# The same, with the user's identity at the configured upstream and when it last vouched for them.
+PROFILE_AND_UPSTREAM_CHECK = Statement(
+    "SELECT u.id, u.login, u.name, u.email, u.avatar_url, ui.id AS identity_id, ui.checked_at"
+    " FROM users u LEFT JOIN upstream_identities ui ON ui.user_id = u.id AND ui.provider = :provider"
+    " WHERE u.id = :user_id"
+)
 
 
-def public_profile(user: Profile) -> dict[str, str]:
+def public_profile(user: Mapping[str, Any]) -> dict[str, str]:
     """Claims tools may read about the user (OIDC standard claim names)."""
     claims = {
-        "preferred_username": user.login,
-        "name": user.name,
-        "email": user.email,
-        "picture": user.avatar_url,
+        "preferred_username": user["login"],
+        "name": user["name"],
+        "email": user["email"],
+        "picture": user["avatar_url"],
     }
     return {key: value for key, value in claims.items() if value}

@@ -1,0 +1,117 @@
+"""Hand-written SQL for the token endpoint's hot paths, run in the request session's transaction.
+
+Through SQLAlchemy's async session a statement costs about 100 µs more CPU than the same
+statement sent with asyncpg (README → Benchmarks): most of a refresh. So the few statements
+every refresh and code exchange runs are written here as SQL that PostgreSQL and SQLite both
+accept, with `:name` parameters, and `Sql` sends them on Postgres straight through the session's
+own asyncpg connection — inside the transaction the session already holds, so they commit or
+roll back with everything else — and on SQLite (`make dev`) through SQLAlchemy.
+
+JSON columns travel as text: list and dict parameters are encoded here, and the columns a
+statement names in `json_columns` are decoded from its rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from sqlalchemy import TextClause, text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+_PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
+# SQLSTATE classes meaning the connection, not the statement, failed (PostgreSQL manual, Appendix A).
+_CONNECTION_FAILURES = ("08", "57P", "53300")
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    json_columns: frozenset[str] = frozenset()
+    lock: bool = False  # append FOR UPDATE on Postgres; SQLite serialises writers itself
+    _text: TextClause = field(init=False, repr=False, compare=False)
+    _positional: str = field(init=False, repr=False, compare=False)
+    _names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        names: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            if match.group(1) not in names:
+                names.append(match.group(1))
+            return f"${names.index(match.group(1)) + 1}"
+
+        positional = _PARAMETER.sub(number, self.sql)
+        object.__setattr__(self, "_text", text(self.sql))
+        object.__setattr__(self, "_positional", positional + (" FOR UPDATE" if self.lock else ""))
+        object.__setattr__(self, "_names", tuple(names))
+
+
+class Sql:
+    """Runs `Statement`s on a session's connection; get one with `await Sql.of(session)`."""
+
+    def __init__(self, connection: AsyncConnection, driver: asyncpg.Connection | None) -> None:
+        self._connection = connection
+        self._driver = driver
+
+    @classmethod
+    async def of(cls, session: AsyncSession) -> Sql:
+        connection = await session.connection()
+        if connection.dialect.driver != "asyncpg":
+            return cls(connection, None)
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert isinstance(driver, asyncpg.Connection)
+        if not driver.is_in_transaction():
+            # SQLAlchemy sends BEGIN with the session's first statement; make sure it has.
+            await connection.exec_driver_sql("SELECT 1")
+        return cls(connection, driver)
+
+    async def row(self, statement: Statement, **params: Any) -> dict[str, Any] | None:
+        rows = await self.rows(statement, **params)
+        return rows[0] if rows else None
+
+    async def rows(self, statement: Statement, **params: Any) -> list[dict[str, Any]]:
+        values = {name: _encode(value) for name, value in params.items()}
+        if self._driver is None:
+            result = await self._connection.execute(statement._text, values)
+            found = [dict(row._mapping) for row in result] if result.returns_rows else []
+        else:
+            found = await self._fetch(statement, [values[name] for name in statement._names])
+        for row in found:
+            for column in statement.json_columns:
+                if isinstance(row[column], str):
+                    row[column] = json.loads(row[column])
+        return found
+
+    async def execute(self, statement: Statement, **params: Any) -> None:
+        await self.rows(statement, **params)
+
+    async def _fetch(self, statement: Statement, args: list[Any]) -> list[dict[str, Any]]:
+        assert self._driver is not None
+        try:
+            return [dict(record) for record in await self._driver.fetch(statement._positional, *args)]
+        except TimeoutError as error:  # the query was cancelled; its connection lives on
+            raise OperationalError(statement.sql, args, error) from error
+        except (asyncpg.PostgresError, asyncpg.exceptions.DataError) as error:
+            if not str(getattr(error, "sqlstate", "")).startswith(_CONNECTION_FAILURES):
+                # Reported as SQLAlchemy reports its own: the app answers a value the database
+                # refuses (class 22) with 400, anything else is a bug (app.py).
+                raise DBAPIError(statement.sql, args, error) from error
+            failure: Exception = error
+        except (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError) as error:
+            failure = error  # e.g. "another operation is in progress" on a connection the server cut
+        # The connection failed. SQLAlchemy finds it dead too and drops it (and the pool) as it does
+        # for its own statements; the app answers 503 with Retry-After.
+        with contextlib.suppress(DBAPIError):
+            await self._connection.exec_driver_sql("SELECT 1")
+        raise OperationalError(statement.sql, args, failure) from failure
+
+
+def _encode(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, list | Mapping) else value
