@@ -18,9 +18,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from mcp_auth_server.app import create_app
 from mcp_auth_server.db.engine import create_engine, create_session_factory
 from mcp_auth_server.db.migrate import upgrade
-from mcp_auth_server.db.models import Grant
+from mcp_auth_server.db.models import Client, Grant
 from mcp_auth_server.db.statements import Sql, Statement
 from mcp_auth_server.settings import AuthSettings
+from mcp_auth_server.store.clients import create_client, get_client, read_client
 
 from ..conftest import serve_in_process
 from ..flow import assert_oauth_error, refresh, tokens_for
@@ -96,6 +97,7 @@ async def test_a_value_postgres_refuses_is_reported_with_its_sqlstate(migrated_d
     engine = create_engine(migrated_database)
     try:
         async with create_session_factory(engine)() as session:
+            await session.execute(text("SELECT 1"))  # begun: what follows goes straight to asyncpg
             sql = await Sql.of(session)
             with pytest.raises(DBAPIError) as refused:
                 await sql.row(Statement("SELECT :value::text AS v"), value="nul\x00byte")
@@ -120,5 +122,33 @@ async def test_a_connection_that_dies_is_an_outage_and_leaves_the_pool(migrated_
                 await sql.row(Statement("SELECT 1 AS one"))
         async with create_session_factory(engine)() as session:  # a new connection, not the dead one
             assert await (await Sql.of(session)).row(Statement("SELECT 1 AS one")) == {"one": 1}
+    finally:
+        await engine.dispose()
+
+
+async def test_the_cheap_client_lookup_reads_what_the_orm_reads(database_url: str) -> None:
+    engine = create_engine(database_url)
+    columns = [column.key for column in Client.__table__.columns]
+    try:
+        async with create_session_factory(engine)() as session:
+            create_client(
+                session,
+                origin="machine",
+                redirect_uris=[],
+                token_endpoint_auth_method="client_secret_basic",
+                grant_types=["client_credentials"],
+                allowed_resources=["https://mcp.example.com/mcp"],
+                allowed_scopes=["mcp:tools"],
+                client_id="lookup",
+            )
+            await session.commit()
+        async with create_session_factory(engine)() as session:
+            orm = await get_client(session, "lookup")
+        async with create_session_factory(engine)() as session:
+            read = await read_client(session, "lookup")
+            assert await read_client(session, "nul\x00") is None
+        assert orm is not None
+        assert read is not None
+        assert [getattr(read, name) for name in columns] == [getattr(orm, name) for name in columns]
     finally:
         await engine.dispose()

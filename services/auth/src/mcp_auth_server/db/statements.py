@@ -4,8 +4,9 @@ Through SQLAlchemy's async session a statement costs about 100 µs more CPU than
 statement sent with asyncpg (README → Benchmarks): most of a refresh. So the few statements
 every refresh and code exchange runs are written here as SQL that PostgreSQL and SQLite both
 accept, with `:name` parameters, and `Sql` sends them on Postgres straight through the session's
-own asyncpg connection — inside the transaction the session already holds, so they commit or
-roll back with everything else — and on SQLite (`make dev`) through SQLAlchemy.
+own asyncpg connection — inside the transaction the session holds, so they commit or roll back
+with everything else (the session's first statement goes through SQLAlchemy, which begins that
+transaction) — and on SQLite (`make dev`) through SQLAlchemy.
 
 JSON columns travel as text: list and dict parameters are encoded here, and the columns a
 statement names in `json_columns` are decoded from its rows.
@@ -35,7 +36,10 @@ class Statement:
     sql: str
     json_columns: frozenset[str] = frozenset()
     lock: bool = False  # append FOR UPDATE on Postgres; SQLite serialises writers itself
+    # A read that needs no transaction may run before the session has begun one (autocommit).
+    outside_transaction: bool = False
     _text: TextClause = field(init=False, repr=False, compare=False)
+    _postgres_text: TextClause = field(init=False, repr=False, compare=False)
     _positional: str = field(init=False, repr=False, compare=False)
     _names: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
@@ -47,9 +51,10 @@ class Statement:
                 names.append(match.group(1))
             return f"${names.index(match.group(1)) + 1}"
 
-        positional = _PARAMETER.sub(number, self.sql)
+        lock = " FOR UPDATE" if self.lock else ""
         object.__setattr__(self, "_text", text(self.sql))
-        object.__setattr__(self, "_positional", positional + (" FOR UPDATE" if self.lock else ""))
+        object.__setattr__(self, "_postgres_text", text(self.sql + lock))
+        object.__setattr__(self, "_positional", _PARAMETER.sub(number, self.sql) + lock)
         object.__setattr__(self, "_names", tuple(names))
 
 
@@ -67,9 +72,6 @@ class Sql:
             return cls(connection, None)
         driver = (await connection.get_raw_connection()).driver_connection
         assert isinstance(driver, asyncpg.Connection)
-        if not driver.is_in_transaction():
-            # SQLAlchemy sends BEGIN with the session's first statement; make sure it has.
-            await connection.exec_driver_sql("SELECT 1")
         return cls(connection, driver)
 
     async def row(self, statement: Statement, **params: Any) -> dict[str, Any] | None:
@@ -78,11 +80,13 @@ class Sql:
 
     async def rows(self, statement: Statement, **params: Any) -> list[dict[str, Any]]:
         values = {name: _encode(value) for name, value in params.items()}
-        if self._driver is None:
-            result = await self._connection.execute(statement._text, values)
-            found = [dict(row._mapping) for row in result] if result.returns_rows else []
-        else:
+        if self._driver is not None and (statement.outside_transaction or self._driver.is_in_transaction()):
             found = await self._fetch(statement, [values[name] for name in statement._names])
+        else:
+            # SQLite; or on Postgres the session's first statement, with which SQLAlchemy sends BEGIN.
+            clause = statement._text if self._driver is None else statement._postgres_text
+            result = await self._connection.execute(clause, values)
+            found = [dict(row._mapping) for row in result] if result.returns_rows else []
         for row in found:
             for column in statement.json_columns:
                 if isinstance(row[column], str):

@@ -20,7 +20,7 @@ from mcp_auth_server.oauth.client_id_metadata_document import (
     MetadataDocumentFetcher,
     is_metadata_document_client_id,
 )
-from mcp_auth_server.store.clients import get_client
+from mcp_auth_server.store.clients import get_client, read_client
 
 SELF_REGISTERED = ("dcr", "cimd")
 
@@ -47,7 +47,7 @@ class ClientResolver:
             if client is None or (client.metadata_expires_at or 0) <= now():
                 client = await self._store_document(session, client_id, client)
             return client
-        client = await get_client(session, client_id)
+        client = await read_client(session, client_id)
         if client is not None and self._idle(client):
             await session.execute(delete(Client).where(Client.client_id == client_id))
             await session.commit()

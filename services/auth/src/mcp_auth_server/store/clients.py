@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mcp_auth_server.clock import now
 from mcp_auth_server.crypto.opaque_tokens import hash_secret, new_secret
 from mcp_auth_server.db.models import Client
+from mcp_auth_server.db.statements import Sql, Statement
 
 PUBLIC = "none"
 
@@ -66,11 +67,32 @@ def create_client(
     return client, secret
 
 
-async def get_client(session: AsyncSession, client_id: str) -> Client | None:
+def _storable(client_id: str) -> bool:
     # Anything the column cannot hold (too long, a NUL byte Postgres refuses) is simply unknown.
-    if not client_id or len(client_id) > 512 or "\x00" in client_id:
+    return bool(client_id) and len(client_id) <= 512 and "\x00" not in client_id
+
+
+async def get_client(session: AsyncSession, client_id: str) -> Client | None:
+    """The client as a row of the session, to change or delete."""
+    return await session.get(Client, client_id) if _storable(client_id) else None
+
+
+READ_CLIENT = Statement(
+    "SELECT * FROM clients WHERE client_id = :client_id",
+    json_columns=frozenset(
+        {"redirect_uris", "grant_types", "allowed_resources", "allowed_scopes", "metadata_document"}
+    ),
+    outside_transaction=True,
+)
+
+
+async def read_client(session: AsyncSession, client_id: str) -> Client | None:
+    """The client, read for the request at hand (a detached copy, not a row of the session): the
+    cheap lookup every token request makes (db/statements.py)."""
+    if not _storable(client_id):
         return None
-    return await session.get(Client, client_id)
+    row = await (await Sql.of(session)).row(READ_CLIENT, client_id=client_id)
+    return None if row is None else Client(**row)
 
 
 async def touch(session: AsyncSession, client: Client) -> None:
