@@ -65,7 +65,9 @@ async def test_a_token_family_lives_and_dies_by_the_same_rules_on_both_engines(
     engine = create_engine(database_url)
     try:
         async with create_session_factory(engine)() as session:
-            [grant] = (await session.scalars(select(Grant))).all()
+            # The Postgres database is shared with other tests: only this client's grant.
+            mine = select(Grant).where(Grant.client_id == tokens.client["client_id"])
+            [grant] = (await session.scalars(mine)).all()
             # The retry within the grace window made a sibling of generation 2, not a generation 3.
             assert (grant.generation, grant.revoked_reason) == (2, "refresh_token_reuse")
             assert grant.scopes == ["mcp:tools", "offline_access"]
