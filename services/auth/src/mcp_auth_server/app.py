@@ -26,6 +26,7 @@ from mcp_auth_kit.observability import ObservabilityMiddleware, metrics_endpoint
 from mcp_auth_server.crypto.secret_box import SecretBox
 from mcp_auth_server.db.engine import create_engine, create_session_factory
 from mcp_auth_server.db.migrate import ensure_migrated
+from mcp_auth_server.db.statements import UNAVAILABLE_SQLSTATES
 from mcp_auth_server.endpoints import (
     account_session,
     authorize,
@@ -208,9 +209,6 @@ def _install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(exc_type, database_unavailable)
 
 
-# SQLSTATEs meaning "the database is not there right now" (PostgreSQL manual, Appendix A): class 08
-# connection exceptions, 57P01-57P03 shutting down / crashed / starting up, 53300 too many connections.
-UNAVAILABLE_SQLSTATES = ("08", "57P", "53300")
 # Class 22, data exception: invalid text (e.g. NUL), string too long, numeric out of range.
 DATA_EXCEPTION_SQLSTATE = "22"
 

@@ -1,12 +1,12 @@
 """Hand-written SQL for the token endpoint's hot paths, run in the request session's transaction.
 
 Through SQLAlchemy's async session a statement costs about 100 µs more CPU than the same
-statement sent with asyncpg (README → Benchmarks): most of a refresh. So the few statements
-every refresh and code exchange runs are written here as SQL that PostgreSQL and SQLite both
-accept, with `:name` parameters, and `Sql` sends them on Postgres straight through the session's
-own asyncpg connection — inside the transaction the session holds, so they commit or roll back
-with everything else (the session's first statement goes through SQLAlchemy, which begins that
-transaction) — and on SQLite (`make dev`) through SQLAlchemy.
+statement sent with asyncpg (README → Benchmarks): most of a refresh. So the few statements every
+refresh and code exchange runs are `Statement`s, kept in the store module each belongs to, in SQL
+that PostgreSQL and SQLite both accept, with `:name` parameters. `Sql` sends them on Postgres
+straight through the session's own asyncpg connection, inside the transaction the session holds,
+so they commit or roll back with everything else (the session's first statement goes through
+SQLAlchemy, which begins that transaction); on SQLite (`make dev`) through SQLAlchemy.
 
 JSON columns travel as text: list and dict parameters are encoded here, and the columns a
 statement names in `json_columns` are decoded from its rows.
@@ -27,8 +27,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 _PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
-# SQLSTATE classes meaning the connection, not the statement, failed (PostgreSQL manual, Appendix A).
-_CONNECTION_FAILURES = ("08", "57P", "53300")
+# SQLSTATEs meaning "the database is not there right now" (PostgreSQL manual, Appendix A): class 08
+# connection exceptions, 57P01-57P03 shutting down / crashed / starting up, 53300 too many connections.
+UNAVAILABLE_SQLSTATES = ("08", "57P", "53300")
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ class Sql:
         except TimeoutError as error:  # the query was cancelled; its connection lives on
             raise OperationalError(statement.sql, args, error) from error
         except (asyncpg.PostgresError, asyncpg.exceptions.DataError) as error:
-            if not str(getattr(error, "sqlstate", "")).startswith(_CONNECTION_FAILURES):
+            if not str(getattr(error, "sqlstate", "")).startswith(UNAVAILABLE_SQLSTATES):
                 # Reported as SQLAlchemy reports its own: the app answers a value the database
                 # refuses (class 22) with 400, anything else is a bug (app.py).
                 raise DBAPIError(statement.sql, args, error) from error
