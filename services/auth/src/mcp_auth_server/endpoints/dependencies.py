@@ -11,10 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mcp_auth_server.runtime import Runtime
 
 
-async def get_runtime(request: Request) -> Runtime:
-    # async: FastAPI runs a plain `def` dependency in a worker thread, a hand-off on every request.
+def runtime_of(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
+
+
+async def get_runtime(request: Request) -> Runtime:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, a hand-off on every request.
+    return runtime_of(request)
 
 
 async def get_session(runtime: Annotated[Runtime, Depends(get_runtime)]) -> AsyncIterator[AsyncSession]:
