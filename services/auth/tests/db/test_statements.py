@@ -28,7 +28,7 @@ from ..flow import assert_oauth_error, refresh, tokens_for
 
 
 def test_named_parameters_become_numbered_ones_in_order_of_first_use() -> None:
-    statement = Statement("UPDATE t SET a = :a, b = :b WHERE a = :a AND c::text = :c", lock=True)
+    statement = Statement("UPDATE t SET a = :a, b = :b WHERE a = :a AND c::text = :c", lock="FOR UPDATE")
     assert statement._positional == "UPDATE t SET a = $1, b = $2 WHERE a = $1 AND c::text = $3 FOR UPDATE"
     assert statement._names == ("a", "b", "c")
 

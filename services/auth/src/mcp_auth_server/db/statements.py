@@ -36,7 +36,7 @@ UNAVAILABLE_SQLSTATES = ("08", "57P", "53300")
 class Statement:
     sql: str
     json_columns: frozenset[str] = frozenset()
-    lock: bool = False  # append FOR UPDATE on Postgres; SQLite serialises writers itself
+    lock: str = ""  # a locking clause for Postgres (FOR UPDATE ...); SQLite serialises writers itself
     # A read that needs no transaction may run before the session has begun one (autocommit).
     outside_transaction: bool = False
     _text: TextClause = field(init=False, repr=False, compare=False)
@@ -52,7 +52,7 @@ class Statement:
                 names.append(match.group(1))
             return f"${names.index(match.group(1)) + 1}"
 
-        lock = " FOR UPDATE" if self.lock else ""
+        lock = f" {self.lock}" if self.lock else ""
         object.__setattr__(self, "_text", text(self.sql))
         object.__setattr__(self, "_postgres_text", text(self.sql + lock))
         object.__setattr__(self, "_positional", _PARAMETER.sub(number, self.sql) + lock)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -104,6 +105,17 @@ class Rotation:
     grant: FamilyGrant
     refresh_token: str
     scopes: list[str]
+    user: FamilyUser | None  # None if the grant's user no longer exists
+
+
+@dataclass(frozen=True)
+class FamilyUser:
+    """The grant's user as `rotate` read them: public profile, and the upstream's last say."""
+
+    id: str
+    profile: dict[str, Any]  # login, name, email, avatar_url (store.users.public_profile)
+    identity_id: str | None  # their identity at the configured upstream, if any
+    checked_at: int | None  # when that upstream last vouched for them
 
 
 class RefreshRefused(Exception):
@@ -116,13 +128,19 @@ class RefreshRefused(Exception):
 
 # Reads the token with its grant and locks both rows (FOR UPDATE on the join), so concurrent
 # refreshes of one family are decided one at a time, each seeing the rows as the previous one left
-# them. The family's newest generation is on the locked grant row for that reason.
+# them. The family's newest generation is on the locked grant row for that reason. The user's public
+# profile and their identity at the configured upstream (when it last vouched for them) come along,
+# unlocked: one round trip for everything a refresh reads.
 READ_FAMILY = Statement(
     "SELECT rt.generation, rt.rotated_at, rt.grace_used, rt.scopes, g.id, g.user_id, g.client_id,"
-    " g.resource, g.auth_time, g.expires_at, g.revoked_at, g.generation AS newest"
-    " FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id WHERE rt.token_hash = :token_hash",
+    " g.resource, g.auth_time, g.expires_at, g.revoked_at, g.generation AS newest,"
+    " u.id AS known_user, u.login, u.name, u.email, u.avatar_url, ui.id AS identity_id, ui.checked_at"
+    " FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id"
+    " LEFT JOIN users u ON u.id = g.user_id"
+    " LEFT JOIN upstream_identities ui ON ui.user_id = u.id AND ui.provider = :provider"
+    " WHERE rt.token_hash = :token_hash",
     json_columns=frozenset({"scopes"}),
-    lock=True,
+    lock="FOR UPDATE OF rt, g",
 )
 # Rotates the presented token, and supersedes siblings minted in a grace window, at once.
 ROTATE_FAMILY = Statement(
@@ -134,10 +152,12 @@ ADVANCE_GRANT = Statement(
 )
 
 
-async def rotate(session: AsyncSession, presented: str, client_id: str, grace_seconds: int) -> Rotation:
+async def rotate(
+    session: AsyncSession, presented: str, client_id: str, grace_seconds: int, provider: str
+) -> Rotation:
     token_hash = hash_secret(presented)
     sql = await Sql.of(session)
-    row = await sql.row(READ_FAMILY, token_hash=token_hash)
+    row = await sql.row(READ_FAMILY, token_hash=token_hash, provider=provider)
     if row is None:
         raise RefreshRefused("unknown refresh token")
     moment = now()
@@ -166,4 +186,8 @@ async def rotate(session: AsyncSession, presented: str, client_id: str, grace_se
     fresh = await add_refresh_token(sql, grant_id, generation + 1, scopes)
     await sql.execute(ADVANCE_GRANT, moment=moment, generation=max(newest, generation + 1), grant_id=grant_id)
     grant = FamilyGrant(grant_id, row["user_id"], row["client_id"], row["resource"], row["auth_time"])
-    return Rotation(grant=grant, refresh_token=fresh, scopes=scopes)
+    user = None
+    if row["known_user"] is not None:
+        profile = {key: row[key] for key in ("login", "name", "email", "avatar_url")}
+        user = FamilyUser(row["user_id"], profile, row["identity_id"], row["checked_at"])
+    return Rotation(grant=grant, refresh_token=fresh, scopes=scopes, user=user)

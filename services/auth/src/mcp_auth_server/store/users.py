@@ -100,12 +100,6 @@ async def identity_of(session: AsyncSession, user_id: str, provider: str) -> Ups
 
 # The public profile the access token carries (public_profile), for the token endpoint's grants.
 PROFILE = Statement("SELECT login, name, email, avatar_url FROM users WHERE id = :user_id")
-# The same, with the user's identity at the configured upstream and when it last vouched for them.
-PROFILE_AND_UPSTREAM_CHECK = Statement(
-    "SELECT u.id, u.login, u.name, u.email, u.avatar_url, ui.id AS identity_id, ui.checked_at"
-    " FROM users u LEFT JOIN upstream_identities ui ON ui.user_id = u.id AND ui.provider = :provider"
-    " WHERE u.id = :user_id"
-)
 
 
 def public_profile(user: Mapping[str, Any]) -> dict[str, str]:
