@@ -27,7 +27,7 @@ from mcp_auth_server.store import audit
 from mcp_auth_server.store.authorization_codes import Produced, redeem
 from mcp_auth_server.store.grants import add_grant, add_refresh_token, revoke_grant
 from mcp_auth_server.store.resources import OFFLINE_ACCESS
-from mcp_auth_server.store.users import PROFILE, public_profile
+from mcp_auth_server.store.users import public_profile
 
 
 async def exchange_code(runtime: Runtime, session: AsyncSession, client: Client, form: FormData) -> Response:
@@ -71,12 +71,11 @@ async def exchange_code(runtime: Runtime, session: AsyncSession, client: Client,
             raise invalid_target(str(exc)) from None
         if named != [stored.resource]:
             raise invalid_target("resource differs from the one authorized")
-    sql = await Sql.of(session)
-    user = await sql.row(PROFILE, user_id=stored.user_id)
-    if user is None:
+    if stored.profile is None:
         raise invalid_grant("the user no longer exists")
 
     offline = OFFLINE_ACCESS in stored.scopes
+    sql = await Sql.of(session)
     grant_id = await add_grant(
         sql,
         grant_id=produced.grant_id,
@@ -97,7 +96,7 @@ async def exchange_code(runtime: Runtime, session: AsyncSession, client: Client,
         scopes=stored.scopes,
         ttl=settings.auth_access_token_ttl,
         auth_time=stored.auth_time,
-        profile=public_profile(user),
+        profile=public_profile(stored.profile),
         jti=produced.access_token_jti,
     )
     refresh = await add_refresh_token(sql, grant_id, 1, stored.scopes) if offline else None

@@ -4,6 +4,7 @@ OAuth 2.1 §4.1.3). A replayed code revokes everything issued from it (RFC 6749 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,6 +12,7 @@ from mcp_auth_server.clock import now
 from mcp_auth_server.crypto.opaque_tokens import hash_secret, new_secret
 from mcp_auth_server.db.models import AuthorizationCode
 from mcp_auth_server.db.statements import Sql, Statement
+from mcp_auth_server.store.users import PROFILE_COLUMNS
 
 
 def issue_code(
@@ -63,6 +65,7 @@ class RedeemedCode:
     scopes: list[str]
     auth_time: int
     expires_at: int
+    profile: dict[str, Any] | None  # the user's public profile; None if the user no longer exists
 
 
 @dataclass(frozen=True)
@@ -71,12 +74,19 @@ class Redemption:
     replayed: AuthorizationCode | None  # the code, if it had already been redeemed
 
 
-# Marks the code redeemed atomically: of concurrent redemptions exactly one matches the row.
+# Marks the code redeemed atomically: of concurrent redemptions exactly one matches the row. The
+# user's public profile (PROFILE_COLUMNS) comes back with it, by subqueries: SQLite's RETURNING
+# cannot name a joined table.
 REDEEM = Statement(
     "UPDATE authorization_codes SET redeemed_at = :moment, grant_id = :grant_id,"
     " access_token_jti = :access_token_jti, access_token_expires_at = :access_token_expires_at"
     " WHERE code_hash = :code_hash AND redeemed_at IS NULL"
-    " RETURNING client_id, user_id, redirect_uri, code_challenge, resource, scopes, auth_time, expires_at",
+    " RETURNING client_id, user_id, redirect_uri, code_challenge, resource, scopes, auth_time, expires_at,"
+    " (SELECT id FROM users WHERE users.id = authorization_codes.user_id) AS known_user,"
+    " (SELECT login FROM users WHERE users.id = authorization_codes.user_id) AS login,"
+    " (SELECT name FROM users WHERE users.id = authorization_codes.user_id) AS name,"
+    " (SELECT email FROM users WHERE users.id = authorization_codes.user_id) AS email,"
+    " (SELECT avatar_url FROM users WHERE users.id = authorization_codes.user_id) AS avatar_url",
     json_columns=frozenset({"scopes"}),
 )
 
@@ -95,5 +105,7 @@ async def redeem(session: AsyncSession, code: str, produced: Produced) -> Redemp
         code_hash=code_hash,
     )
     if row is not None:
-        return Redemption(code=RedeemedCode(**row), replayed=None)
+        profile = {column: row.pop(column) for column in PROFILE_COLUMNS}
+        known_user = row.pop("known_user") is not None
+        return Redemption(code=RedeemedCode(**row, profile=profile if known_user else None), replayed=None)
     return Redemption(code=None, replayed=await session.get(AuthorizationCode, code_hash))

@@ -21,6 +21,7 @@ from mcp_auth_server.crypto.opaque_tokens import hash_secret, new_secret
 from mcp_auth_server.db.models import Grant
 from mcp_auth_server.db.statements import Sql, Statement
 from mcp_auth_server.store import audit
+from mcp_auth_server.store.users import PROFILE_COLUMNS
 
 ADD_GRANT = Statement(
     "INSERT INTO grants (id, user_id, client_id, resource, scopes, auth_time, created_at, expires_at,"
@@ -128,9 +129,9 @@ class RefreshRefused(Exception):
 
 # Reads the token with its grant and locks both rows (FOR UPDATE on the join), so concurrent
 # refreshes of one family are decided one at a time, each seeing the rows as the previous one left
-# them. The family's newest generation is on the locked grant row for that reason. The user's public
-# profile and their identity at the configured upstream (when it last vouched for them) come along,
-# unlocked: one round trip for everything a refresh reads.
+# them. The family's newest generation is on the locked grant row for that reason. The user's
+# public profile (PROFILE_COLUMNS) and their identity at the configured upstream (when it last
+# vouched for them) come along, unlocked: one round trip for everything a refresh reads.
 READ_FAMILY = Statement(
     "SELECT rt.generation, rt.rotated_at, rt.grace_used, rt.scopes, g.id, g.user_id, g.client_id,"
     " g.resource, g.auth_time, g.expires_at, g.revoked_at, g.generation AS newest,"
@@ -188,6 +189,6 @@ async def rotate(
     grant = FamilyGrant(grant_id, row["user_id"], row["client_id"], row["resource"], row["auth_time"])
     user = None
     if row["known_user"] is not None:
-        profile = {key: row[key] for key in ("login", "name", "email", "avatar_url")}
+        profile = {column: row[column] for column in PROFILE_COLUMNS}
         user = FamilyUser(row["user_id"], profile, row["identity_id"], row["checked_at"])
     return Rotation(grant=grant, refresh_token=fresh, scopes=scopes, user=user)

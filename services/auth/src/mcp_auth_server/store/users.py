@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mcp_auth_server.clock import now
 from mcp_auth_server.crypto.secret_box import DecryptionError, SecretBox
 from mcp_auth_server.db.models import UpstreamIdentity, User
-from mcp_auth_server.db.statements import Statement
 from mcp_auth_server.upstreams.base import Identity, UpstreamTokens
 
 log = logging.getLogger(__name__)
@@ -98,8 +97,8 @@ async def identity_of(session: AsyncSession, user_id: str, provider: str) -> Ups
     )
 
 
-# The public profile the access token carries (public_profile), for the token endpoint's grants.
-PROFILE = Statement("SELECT login, name, email, avatar_url FROM users WHERE id = :user_id")
+# The user columns the access token's profile claims come from (public_profile).
+PROFILE_COLUMNS = ("login", "name", "email", "avatar_url")
 
 
 def public_profile(user: Mapping[str, Any]) -> dict[str, str]:
