@@ -19,7 +19,7 @@ from mcp_auth_server.app import create_app
 from mcp_auth_server.db.engine import create_engine, create_session_factory
 from mcp_auth_server.db.migrate import upgrade
 from mcp_auth_server.db.models import Client, Grant
-from mcp_auth_server.db.statements import Sql, Statement
+from mcp_auth_server.db.statements import Sql, Statement, _together
 from mcp_auth_server.settings import AuthSettings
 from mcp_auth_server.store.clients import create_client, get_client, read_client
 
@@ -154,3 +154,9 @@ async def test_the_cheap_client_lookup_reads_what_the_orm_reads(database_url: st
         assert [getattr(read, name) for name in columns] == [getattr(orm, name) for name in columns]
     finally:
         await engine.dispose()
+
+
+def test_writes_sent_together_are_one_statement_of_data_modifying_ctes() -> None:
+    together = _together((Statement("UPDATE a SET x = :x"), Statement("INSERT INTO b VALUES (:x, :y)")))
+    assert together.sql == "WITH w0 AS (UPDATE a SET x = :x) INSERT INTO b VALUES (:x, :y)"
+    assert together._positional == "WITH w0 AS (UPDATE a SET x = $1) INSERT INTO b VALUES ($1, $2)"

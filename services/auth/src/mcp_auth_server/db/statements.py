@@ -15,6 +15,7 @@ statement names in `json_columns` are decoded from its rows.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -97,6 +98,18 @@ class Sql:
     async def execute(self, statement: Statement, **params: Any) -> None:
         await self.rows(statement, **params)
 
+    async def execute_together(self, *statements: Statement, **params: Any) -> None:
+        """Run writes none of which reads what another changes, sharing parameters by name.
+
+        On Postgres they travel as one statement (data-modifying CTEs: one round trip, one snapshot,
+        so none sees another's effects); on SQLite one after another, where that gives the same result.
+        """
+        if self._driver is None:
+            for statement in statements:
+                await self.execute(statement, **{name: params[name] for name in statement._names})
+        else:
+            await self.execute(_together(statements), **params)
+
     async def _fetch(self, statement: Statement, args: list[Any]) -> list[dict[str, Any]]:
         assert self._driver is not None
         try:
@@ -116,6 +129,13 @@ class Sql:
         with contextlib.suppress(DBAPIError):
             await self._connection.exec_driver_sql("SELECT 1")
         raise OperationalError(statement.sql, args, failure) from failure
+
+
+@functools.cache
+def _together(statements: tuple[Statement, ...]) -> Statement:
+    *first, last = statements
+    ctes = ", ".join(f"w{index} AS ({statement.sql})" for index, statement in enumerate(first))
+    return Statement(f"WITH {ctes} {last.sql}")
 
 
 def _encode(value: Any) -> Any:

@@ -143,13 +143,15 @@ READ_FAMILY = Statement(
     json_columns=frozenset({"scopes"}),
     lock="FOR UPDATE OF rt, g",
 )
-# Rotates the presented token, and supersedes siblings minted in a grace window, at once.
+# A rotation's writes, sent together (Sql.execute_together): the presented token settled (rotated, or
+# its grace use spent), the next generation added, and the grant advanced. ROTATE_FAMILY rotates
+# the presented token and supersedes siblings minted in a grace window at once.
 ROTATE_FAMILY = Statement(
     "UPDATE refresh_tokens SET rotated_at = :moment WHERE grant_id = :grant_id AND rotated_at IS NULL"
 )
-USE_GRACE = Statement("UPDATE refresh_tokens SET grace_used = true WHERE token_hash = :token_hash")
+USE_GRACE = Statement("UPDATE refresh_tokens SET grace_used = true WHERE token_hash = :presented_hash")
 ADVANCE_GRANT = Statement(
-    "UPDATE grants SET last_used_at = :moment, generation = :generation WHERE id = :grant_id"
+    "UPDATE grants SET last_used_at = :moment, generation = :newest WHERE id = :grant_id"
 )
 
 
@@ -168,9 +170,9 @@ async def rotate(
         raise RefreshRefused("the refresh token was issued to another client")
     grant_id, generation, newest = row["id"], row["generation"], row["newest"]
     if row["rotated_at"] is None:
-        await sql.execute(ROTATE_FAMILY, moment=moment, grant_id=grant_id)
+        settle = ROTATE_FAMILY
     elif generation == newest - 1 and moment - row["rotated_at"] <= grace_seconds and not row["grace_used"]:
-        await sql.execute(USE_GRACE, token_hash=token_hash)
+        settle = USE_GRACE
     else:
         await revoke_grant(session, grant_id, "refresh_token_reuse")
         audit.record(
@@ -184,8 +186,19 @@ async def rotate(
         )
         raise RefreshRefused("the refresh token was already used; the grant is revoked", reuse=True)
     scopes: list[str] = list(row["scopes"])
-    fresh = await add_refresh_token(sql, grant_id, generation + 1, scopes)
-    await sql.execute(ADVANCE_GRANT, moment=moment, generation=max(newest, generation + 1), grant_id=grant_id)
+    fresh = new_secret()
+    await sql.execute_together(
+        settle,
+        ADD_REFRESH_TOKEN,
+        ADVANCE_GRANT,
+        moment=moment,
+        grant_id=grant_id,
+        presented_hash=token_hash,
+        token_hash=hash_secret(fresh),
+        generation=generation + 1,
+        scopes=scopes,
+        newest=max(newest, generation + 1),
+    )
     grant = FamilyGrant(grant_id, row["user_id"], row["client_id"], row["resource"], row["auth_time"])
     user = None
     if row["known_user"] is not None:
