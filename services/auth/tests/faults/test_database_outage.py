@@ -2,10 +2,10 @@
 
 A real `mcp-auth serve` runs on a throwaway cluster of the test's own. While Postgres is down every
 request must fail fast with 503, `Retry-After` and `temporarily_unavailable` JSON (RFC 6749 §5.2;
-never a 500, a traceback or a hang); within 5 s of Postgres returning the service answers again
-(pool_pre_ping replaces the dead connections); and nothing is lost or half-written: every refresh
-chain goes on from the last token it was given, every redeemed code has its grant, every grant with
-`offline_access` has its refresh token.
+never a 500, a traceback or a hang); within 5 s of Postgres returning the service answers again (a
+request on a dead pooled connection fails with 503 and SQLAlchemy drops the pool); and nothing is
+lost or half-written: every refresh chain goes on from the last token it was given, every redeemed
+code has its grant, every grant with `offline_access` has its refresh token.
 """
 
 from __future__ import annotations
