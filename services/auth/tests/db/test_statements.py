@@ -160,3 +160,19 @@ def test_writes_sent_together_are_one_statement_of_data_modifying_ctes() -> None
     together = _together((Statement("UPDATE a SET x = :x"), Statement("INSERT INTO b VALUES (:x, :y)")))
     assert together.sql == "WITH w0 AS (UPDATE a SET x = :x) INSERT INTO b VALUES (:x, :y)"
     assert together._positional == "WITH w0 AS (UPDATE a SET x = $1) INSERT INTO b VALUES ($1, $2)"
+
+
+async def test_a_session_keeps_its_sql_only_while_it_keeps_its_connection(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        async with create_session_factory(engine)() as session:
+            first = await Sql.of(session)
+            assert await Sql.of(session) is first
+            await session.commit()  # the connection went back to the pool
+            second = await Sql.of(session)
+            assert second is not first
+            assert await second.row(Statement("SELECT 1 AS one")) == {"one": 1}
+            await session.rollback()
+            assert await Sql.of(session) is not second
+    finally:
+        await engine.dispose()

@@ -31,6 +31,7 @@ _PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
 # SQLSTATEs meaning "the database is not there right now" (PostgreSQL manual, Appendix A): class 08
 # connection exceptions, 57P01-57P03 shutting down / crashed / starting up, 53300 too many connections.
 UNAVAILABLE_SQLSTATES = ("08", "57P", "53300")
+_SESSION_KEY = "mcp_auth_server.sql"
 
 
 @dataclass(frozen=True)
@@ -69,12 +70,17 @@ class Sql:
 
     @classmethod
     async def of(cls, session: AsyncSession) -> Sql:
+        """The session's `Sql`, kept while its connection is: each lookup costs two greenlet hops."""
+        known: Sql | None = session.info.get(_SESSION_KEY)
+        if known is not None and not (known._connection.closed or known._connection.invalidated):
+            return known
         connection = await session.connection()
-        if connection.dialect.driver != "asyncpg":
-            return cls(connection, None)
-        driver = (await connection.get_raw_connection()).driver_connection
-        assert isinstance(driver, asyncpg.Connection)
-        return cls(connection, driver)
+        driver = None
+        if connection.dialect.driver == "asyncpg":
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert isinstance(driver, asyncpg.Connection)
+        session.info[_SESSION_KEY] = sql = cls(connection, driver)
+        return sql
 
     async def row(self, statement: Statement, **params: Any) -> dict[str, Any] | None:
         rows = await self.rows(statement, **params)
