@@ -261,9 +261,14 @@ async def drive(
     concurrency: int,
     duration: float,
     max_requests: int,
+    reconnect_every: int = 0,
 ) -> LoadResult:
     """Send `requests` over `concurrency` keep-alive connections until the deadline, the count, or the
-    iterator runs out; responses `check` refuses are counted as errors (and the first one kept)."""
+    iterator runs out; responses `check` refuses are counted as errors (and the first one kept).
+
+    `reconnect_every` N > 0 replaces each connection after N requests, as a stream of clients would:
+    `--workers N` share one listening socket, and a connection stays with the worker that accepted it.
+    """
     result = LoadResult(0, 0, 0.0, [])
     connections = [await asyncio.open_connection(HOST, port) for _ in range(concurrency)]
     sent = 0
@@ -272,6 +277,7 @@ async def drive(
     async def worker(index: int) -> None:
         nonlocal sent
         reader, writer = connections[index]
+        on_this_connection = 0
         while sent < max_requests and time.monotonic() < deadline:
             request = next(requests, None)
             if request is None:
@@ -286,7 +292,9 @@ async def drive(
             else:
                 result.errors += 1
                 result.first_error = result.first_error or f"{status} {body[:300]!r}"
-            if closing:
+            on_this_connection += 1
+            if closing or on_this_connection == reconnect_every:
+                on_this_connection = 0
                 writer.close()
                 reader, writer = await asyncio.open_connection(HOST, port)
                 connections[index] = reader, writer
