@@ -71,8 +71,6 @@ async def exchange_code(runtime: Runtime, session: AsyncSession, client: Client,
             raise invalid_target(str(exc)) from None
         if named != [stored.resource]:
             raise invalid_target("resource differs from the one authorized")
-    if stored.profile is None:
-        raise invalid_grant("the user no longer exists")
 
     offline = OFFLINE_ACCESS in stored.scopes
     sql = await Sql.of(session)

@@ -65,7 +65,7 @@ class RedeemedCode:
     scopes: list[str]
     auth_time: int
     expires_at: int
-    profile: dict[str, Any] | None  # the user's public profile; None if the user no longer exists
+    profile: dict[str, Any]  # the user's public profile (the code's user exists: ON DELETE CASCADE)
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,6 @@ REDEEM = Statement(
     " access_token_jti = :access_token_jti, access_token_expires_at = :access_token_expires_at"
     " WHERE code_hash = :code_hash AND redeemed_at IS NULL"
     " RETURNING client_id, user_id, redirect_uri, code_challenge, resource, scopes, auth_time, expires_at,"
-    " (SELECT id FROM users WHERE users.id = authorization_codes.user_id) AS known_user,"
     " (SELECT login FROM users WHERE users.id = authorization_codes.user_id) AS login,"
     " (SELECT name FROM users WHERE users.id = authorization_codes.user_id) AS name,"
     " (SELECT email FROM users WHERE users.id = authorization_codes.user_id) AS email,"
@@ -106,6 +105,5 @@ async def redeem(session: AsyncSession, code: str, produced: Produced) -> Redemp
     )
     if row is not None:
         profile = {column: row.pop(column) for column in PROFILE_COLUMNS}
-        known_user = row.pop("known_user") is not None
-        return Redemption(code=RedeemedCode(**row, profile=profile if known_user else None), replayed=None)
+        return Redemption(code=RedeemedCode(**row, profile=profile), replayed=None)
     return Redemption(code=None, replayed=await session.get(AuthorizationCode, code_hash))

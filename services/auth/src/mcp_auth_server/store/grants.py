@@ -106,7 +106,7 @@ class Rotation:
     grant: FamilyGrant
     refresh_token: str
     scopes: list[str]
-    user: FamilyUser | None  # None if the grant's user no longer exists
+    user: FamilyUser | None  # None for a grant without a user (its user exists: ON DELETE CASCADE)
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ class RefreshRefused(Exception):
 READ_FAMILY = Statement(
     "SELECT rt.generation, rt.rotated_at, rt.grace_used, rt.scopes, g.id, g.user_id, g.client_id,"
     " g.resource, g.auth_time, g.expires_at, g.revoked_at, g.generation AS newest,"
-    " u.id AS known_user, u.login, u.name, u.email, u.avatar_url, ui.id AS identity_id, ui.checked_at"
+    " u.login, u.name, u.email, u.avatar_url, ui.id AS identity_id, ui.checked_at"
     " FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id"
     " LEFT JOIN users u ON u.id = g.user_id"
     " LEFT JOIN upstream_identities ui ON ui.user_id = u.id AND ui.provider = :provider"
@@ -201,7 +201,7 @@ async def rotate(
     )
     grant = FamilyGrant(grant_id, row["user_id"], row["client_id"], row["resource"], row["auth_time"])
     user = None
-    if row["known_user"] is not None:
+    if row["user_id"] is not None:
         profile = {column: row[column] for column in PROFILE_COLUMNS}
         user = FamilyUser(row["user_id"], profile, row["identity_id"], row["checked_at"])
     return Rotation(grant=grant, refresh_token=fresh, scopes=scopes, user=user)
