@@ -8,7 +8,7 @@ PYTHON_SOURCES := services shared testing deploy bench scripts
 TYPED_SOURCES := services/auth/src services/mcp/src shared/src testing/src scripts \
 	services/auth/tests services/mcp/tests shared/tests testing/tests deploy/tests
 
-.PHONY: install dev test lint fmt bench clean
+.PHONY: install dev test lint docs fmt bench clean
 
 $(UV):
 	python3 -m pip install --user --quiet "uv>=0.5"
@@ -31,11 +31,15 @@ fmt: install
 	$(VENV)/bin/ruff format $(PYTHON_SOURCES)
 	$(VENV)/bin/ruff check --fix $(PYTHON_SOURCES)
 
-test: lint
+# The documentation site; --strict turns a broken link or a page missing from the nav into a failure.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir site
+
+test: lint docs
 	$(VENV)/bin/pytest
 
 bench: install
 	$(VENV)/bin/python bench/report.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache site

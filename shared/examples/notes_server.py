@@ -1,4 +1,4 @@
-"""A third-party MCP server that only the auth service's users can call (the README's example)."""
+"""A third-party MCP server that only the auth service's users can call (the kit documentation's example)."""
 
 import os
 

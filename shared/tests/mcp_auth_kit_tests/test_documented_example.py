@@ -1,4 +1,4 @@
-"""The README's kit example is `shared/examples/notes_server.py` verbatim, and it works as the README says."""
+"""The kit page's example is `shared/examples/notes_server.py` verbatim, and it works as documented."""
 
 from __future__ import annotations
 
@@ -15,16 +15,15 @@ ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "shared" / "examples" / "notes_server.py"
 
 
-def readme_example() -> str:
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("<!-- section: kit (owner: shared kit) -->")[1].split("<!-- /section: kit -->")[0]
-    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+def documented_example() -> str:
+    page = (ROOT / "docs" / "kit.md").read_text()
+    match = re.search(r"```python\n(.*?)```", page, re.DOTALL)
     assert match is not None
     return match.group(1)
 
 
-def test_readme_shows_the_example_file_verbatim() -> None:
-    assert readme_example() == EXAMPLE.read_text()
+def test_the_kit_page_shows_the_example_file_verbatim() -> None:
+    assert documented_example() == EXAMPLE.read_text()
 
 
 async def test_the_example_protects_its_tools(
