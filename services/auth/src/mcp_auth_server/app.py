@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -49,6 +50,7 @@ from mcp_auth_server.settings import AuthSettings
 from mcp_auth_server.store.client_resolution import ClientResolver
 from mcp_auth_server.store.housekeeping import prune_periodically
 from mcp_auth_server.store.key_rotation import rotate_signing_key_if_due
+from mcp_auth_server.store.replay_cache import DatabaseReplayCache, RedisReplayCache, ReplayCache
 from mcp_auth_server.store.resources import ResourceRegistry
 from mcp_auth_server.store.signing_keys import KeyRing, ensure_signing_key
 from mcp_auth_server.upstreams.registry import build_connector
@@ -88,6 +90,8 @@ def create_app(settings: AuthSettings) -> FastAPI:
             housekeeper.cancel()
             await runtime.http.aclose()
             await runtime.clients.aclose()
+            if runtime.redis is not None:
+                await runtime.redis.aclose()
             await runtime.engine.dispose()
 
     app = FastAPI(title="MCP auth service", lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -130,6 +134,8 @@ async def _start(settings: AuthSettings) -> Runtime:
     http = httpx.AsyncClient(
         timeout=upstream_timeout(settings.auth_upstream_timeout_seconds), follow_redirects=False
     )
+    redis = Redis.from_url(settings.auth_redis_url) if settings.auth_redis_url else None
+    replay: ReplayCache = RedisReplayCache(redis) if redis is not None else DatabaseReplayCache(engine)
     templates = Environment(
         loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(), enable_async=False
     )
@@ -147,6 +153,8 @@ async def _start(settings: AuthSettings) -> Runtime:
         cookies=CookiePolicy(settings.auth_issuer, secret),
         clients=ClientResolver(_metadata_document_fetcher(settings), settings.auth_client_idle_days),
         rate_limits=RateLimits(settings),
+        replay=replay,
+        redis=redis,
     )
 
 

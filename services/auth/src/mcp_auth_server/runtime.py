@@ -6,11 +6,13 @@ from dataclasses import dataclass
 
 import httpx
 from jinja2 import Environment
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mcp_auth_server.crypto.secret_box import SecretBox
 from mcp_auth_server.settings import AuthSettings
 from mcp_auth_server.store.client_resolution import ClientResolver
+from mcp_auth_server.store.replay_cache import ReplayCache
 from mcp_auth_server.store.resources import ResourceRegistry
 from mcp_auth_server.store.signing_keys import KeyRing
 from mcp_auth_server.upstreams.base import Connector
@@ -33,6 +35,8 @@ class Runtime:
     cookies: CookiePolicy
     clients: ClientResolver
     rate_limits: RateLimits
+    replay: ReplayCache  # single-use identifiers, shared by every replica
+    redis: Redis | None  # AUTH_REDIS_URL, when set
 
     def url(self, path: str) -> str:
         """An absolute URL of ours: always built from the issuer, never from request headers."""

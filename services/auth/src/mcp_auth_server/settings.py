@@ -133,6 +133,9 @@ class AuthSettings(BaseSettings):
     auth_rate_limit_token: str = "600/minute"
     # Proxies whose X-Forwarded-For names the client (rate limits, audit); URLs never come from headers.
     auth_forwarded_allow_ips: str | None = None
+    # State every replica must share (single-use identifiers; rate limits): redis://host:6379/0. Without
+    # it, single-use identifiers are kept in the database.
+    auth_redis_url: str | None = None
 
     _normalise_lists = field_validator(
         "auth_allowed_users",

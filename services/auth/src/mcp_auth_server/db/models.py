@@ -222,6 +222,19 @@ class RevokedAccessToken(Base):
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
+class UsedIdentifier(Base):
+    """A single-use identifier (a DPoP proof's or an assertion's `jti`) already accepted once.
+
+    Kept until `expires_at`, after which the credential that carried it is refused anyway
+    (store/replay_cache.py; used only when AUTH_REDIS_URL is not set).
+    """
+
+    __tablename__ = "used_identifiers"
+
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)  # "<namespace>:<sha-256 of it>"
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
 class SigningKey(Base):
     """A JWT signing key: published from `created_at`, signs from `activates_at` until `retires_at`."""
 

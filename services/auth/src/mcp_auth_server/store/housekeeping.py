@@ -17,6 +17,7 @@ What is kept, and for how long past its own expiry:
   for investigating a reuse alert; a rotated token of a live grant is kept for reuse detection;
 - revoked access-token ids: REVOKED_JTI_MARGIN (5 minutes) past the token's expiry, longer than
   any resource server's clock leeway;
+- used single-use identifiers (store/replay_cache.py): nothing once expired;
 - audit events: forever, unless AUTH_AUDIT_RETENTION_DAYS is set.
 """
 
@@ -42,6 +43,7 @@ from mcp_auth_server.db.models import (
     Grant,
     RefreshToken,
     RevokedAccessToken,
+    UsedIdentifier,
 )
 from mcp_auth_server.settings import AuthSettings
 
@@ -98,6 +100,7 @@ def prunables(moment: int, audit_retention_days: int | None) -> list[Prunable]:
             RevokedAccessToken.jti,
             RevokedAccessToken.expires_at < moment - REVOKED_JTI_MARGIN,
         ),
+        Prunable("used_identifiers", UsedIdentifier.key, UsedIdentifier.expires_at < moment),
     ]
     if audit_retention_days is not None:
         kinds.append(
