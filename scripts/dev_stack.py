@@ -89,6 +89,7 @@ def main() -> None:
                     "scopes": ["mcp:tools", "github:repos"],
                     "default_scopes": ["mcp:tools"],
                     "name": f"Example MCP server :{p}",
+                    "upstream_token_scope": "github:repos",
                 }
                 for r, p in zip(resources, mcp_ports, strict=True)
             ]

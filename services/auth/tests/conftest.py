@@ -26,6 +26,7 @@ RESOURCES = [
         "scopes": ["mcp:tools", "github:repos"],
         "default_scopes": ["mcp:tools"],
         "name": "A",
+        "upstream_token_scope": "github:repos",
     },
     {"resource": RESOURCE_B, "scopes": ["mcp:tools"], "name": "B"},
 ]

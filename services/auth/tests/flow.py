@@ -115,8 +115,13 @@ async def approve_and_sign_in(browser: Browser, url: str, username: str = "alice
 
 
 async def redeem(
-    client: httpx.AsyncClient, request: AuthorizationRequest, code: str, **extra: str | None
+    client: httpx.AsyncClient,
+    request: AuthorizationRequest,
+    code: str,
+    auth: tuple[str, str] | None = None,
+    **extra: str | None,
 ) -> httpx.Response:
+    """Redeem `code`; `auth`: client_secret_basic credentials, for a client registered for them."""
     data = {
         "grant_type": "authorization_code",
         "code": code,
@@ -125,7 +130,8 @@ async def redeem(
         "client_id": request.client_id,
         **extra,
     }
-    return await client.post("/token", data={key: value for key, value in data.items() if value is not None})
+    fields = {key: value for key, value in data.items() if value is not None}
+    return await client.post("/token", data=fields, auth=auth or httpx.USE_CLIENT_DEFAULT)
 
 
 async def token_claims(client: httpx.AsyncClient, token: str, audience: str = RESOURCE_A) -> dict[str, Any]:

@@ -43,8 +43,9 @@ from mcp_auth_server.endpoints import (
     revoke,
     token,
 )
+from mcp_auth_server.endpoints.responses import oauth_error_response
 from mcp_auth_server.oauth.client_id_metadata_document import MetadataDocumentFetcher
-from mcp_auth_server.oauth.errors import NO_STORE, OAuthError
+from mcp_auth_server.oauth.errors import NO_STORE, OAuthError, invalid_request
 from mcp_auth_server.runtime import Runtime
 from mcp_auth_server.settings import AuthSettings
 from mcp_auth_server.store.client_resolution import ClientResolver
@@ -182,13 +183,13 @@ async def _reload_periodically(runtime: Runtime) -> None:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OAuthError)
     async def oauth_error(_request: Request, exc: OAuthError) -> Response:
-        return exc.response()
+        return oauth_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def malformed(_request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
-        return OAuthError("invalid_request", f"{where}: {first.get('msg', 'malformed request')}").response()
+        return oauth_error_response(invalid_request(f"{where}: {first.get('msg', 'malformed request')}"))
 
     async def database_unavailable(_request: Request, exc: Exception) -> Response:
         # Fail fast and tell clients when to retry; never a 500 with a traceback.
@@ -196,9 +197,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             # A value the database cannot hold (a NUL byte, an over-long string) slipped past validation:
             # the client's input is at fault, so it gets invalid_request, not a 500.
             log.warning("database refused a value: %s", type(exc.orig).__name__)
-            return OAuthError(
-                "invalid_request", "a parameter has a value this server cannot accept"
-            ).response()
+            return oauth_error_response(invalid_request("a parameter has a value this server cannot accept"))
         if isinstance(exc, DBAPIError) and not _is_outage(exc):
             raise exc  # a bug (e.g. an IntegrityError), not an outage: a 500, logged with its traceback
         log.warning("database unavailable: %s", type(exc).__name__)

@@ -52,6 +52,15 @@ class ResourceConfig(BaseModel):
     scopes: list[str] = Field(min_length=1)
     default_scopes: list[str] | None = None
     name: str | None = None
+    # The scope that lets this server obtain the user's upstream token by exchange (e.g. github:repos);
+    # unset: it may not. The consent page says so in plain words.
+    upstream_token_scope: str | None = None
+
+    @model_validator(mode="after")
+    def _upstream_token_scope_is_offered(self) -> ResourceConfig:
+        if self.upstream_token_scope is not None and self.upstream_token_scope not in self.scopes:
+            raise ValueError(f"upstream_token_scope {self.upstream_token_scope!r} must be one of its scopes")
+        return self
 
 
 def _comma_list(value: Any) -> Any:
@@ -292,6 +301,7 @@ class AuthSettings(BaseSettings):
                 scopes=["mcp:tools", "github:repos"],
                 default_scopes=["mcp:tools"],
                 name=f"Example MCP server :{port}",
+                upstream_token_scope="github:repos",
             )
             for port in (9101, 9102)
         ]

@@ -107,7 +107,13 @@ def start_stack(
             "GITHUB_API_URL": github.api_url,
             "AUTH_RESOURCES": json.dumps(
                 [
-                    {"resource": r, "scopes": SCOPES, "default_scopes": ["mcp:tools"], "name": f"Tools {i}"}
+                    {
+                        "resource": r,
+                        "scopes": SCOPES,
+                        "default_scopes": ["mcp:tools"],
+                        "name": f"Tools {i}",
+                        "upstream_token_scope": "github:repos",
+                    }
                     for i, r in enumerate(resources)
                 ]
             ),

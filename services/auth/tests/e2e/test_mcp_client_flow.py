@@ -69,7 +69,9 @@ async def test_sdk_client_goes_from_401_to_tool_calls_with_step_up(stack: Stack,
     assert set(claims["scope"].split()) >= {"mcp:tools", "github:repos"}
 
 
-async def test_second_run_for_the_same_user_skips_the_consent_page(stack: Stack, octocat: str) -> None:
+async def test_second_run_for_the_same_user_needs_one_click_and_no_upstream(
+    stack: Stack, octocat: str
+) -> None:
     resource = next(iter(stack.mcp))
     async with httpx.AsyncClient() as browser_http:
         person = Person(browser_http)
@@ -80,11 +82,13 @@ async def test_second_run_for_the_same_user_skips_the_consent_page(stack: Stack,
         async with oauth_mcp_client(resource, person, storage := MemoryStorage()) as client:
             assert not (await client.call_tool("get_user_info", {})).is_error
         assert len(person.pages_seen) == 2
-        # ...but the same registered client coming back with no tokens gets a code with no page.
+        # ...and the same registered client coming back with no tokens is a loopback client, whose identity
+        # nothing assures (RFC 8252 §8.6): the page again, saying it was approved before; GitHub is not asked.
         storage.tokens = None
         async with oauth_mcp_client(resource, person, storage) as client:
             assert not (await client.call_tool("get_user_info", {})).is_error
-        assert len(person.pages_seen) == 2
+        assert len(person.pages_seen) == 3
+        assert "approved this application before" in person.pages_seen[2]
         assert len(person.arrivals) == 3
 
 

@@ -20,16 +20,18 @@ async def signed_in_tokens(
     client = await register(auth_client, **registration)
     request = new_request(client["client_id"])
     answer = await approve_and_sign_in(browser_for(auth_client), request.url(), "rita")
-    data = {"client_secret": client["client_secret"]} if "client_secret" in client else {}
-    tokens = (await redeem(auth_client, request, answer["code"], **data)).json()
+    tokens = (await redeem(auth_client, request, answer["code"], auth=basic(client))).json()
     return client, tokens
+
+
+def basic(client: dict[str, str]) -> tuple[str, str] | None:
+    """The credentials of a confidential client (these tests register them for client_secret_basic)."""
+    return (client["client_id"], client["client_secret"]) if "client_secret" in client else None
 
 
 async def refresh(auth_client: httpx.AsyncClient, client: dict[str, str], token: str) -> httpx.Response:
     data = {"grant_type": "refresh_token", "refresh_token": token, "client_id": client["client_id"]}
-    if "client_secret" in client:
-        data["client_secret"] = client["client_secret"]
-    return await auth_client.post("/token", data=data)
+    return await auth_client.post("/token", data=data, auth=basic(client) or httpx.USE_CLIENT_DEFAULT)
 
 
 async def introspect(auth_client: httpx.AsyncClient, rs: tuple[str, str], token: str) -> dict[str, object]:

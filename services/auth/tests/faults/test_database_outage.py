@@ -29,6 +29,7 @@ from ..auth_process import dev_auth_service
 from ..conftest import RESOURCE_A
 from ..e2e.stack import mcp_auth
 from ..flow import (
+    CLAUDE_CALLBACK,
     Tokens,
     approve_and_sign_in,
     browser_for,
@@ -135,12 +136,14 @@ async def refresh_worker(stream: Stream, http: httpx.AsyncClient, chain: Chain) 
 
 
 async def code_worker(stream: Stream, http: httpx.AsyncClient, issuer: str) -> None:
-    """A signed-in browser with a remembered consent: every /authorize yields a code at once."""
-    registered = await register(http)
-    await approve_and_sign_in(browser_for(http), new_request(registered["client_id"], issuer=issuer).url())
+    """A signed-in browser with a remembered consent: every /authorize yields a code at once (an https
+    redirect URI assures the client's identity, so no page is needed)."""
+    registered = await register(http, redirect_uris=[CLAUDE_CALLBACK])
+    first = new_request(registered["client_id"], issuer=issuer, redirect_uri=CLAUDE_CALLBACK)
+    await approve_and_sign_in(browser_for(http, CLAUDE_CALLBACK), first.url())
     while stream.running:
-        request = new_request(registered["client_id"], issuer=issuer)
-        arrival = await stream.timed("authorize", browser_for(http).open(request.url()))
+        request = new_request(registered["client_id"], issuer=issuer, redirect_uri=CLAUDE_CALLBACK)
+        arrival = await stream.timed("authorize", browser_for(http, CLAUDE_CALLBACK).open(request.url()))
         if isinstance(arrival, Arrival):
             await stream.timed("code_exchange", redeem(http, request, query(arrival.url)["code"]))
         await asyncio.sleep(PAUSE)

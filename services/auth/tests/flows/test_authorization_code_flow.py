@@ -8,7 +8,15 @@ import jwt
 from mcp_testing.browser import Arrival, Page
 
 from ..conftest import ISSUER, RESOURCE_A
-from ..flow import approve_and_sign_in, browser_for, new_request, redeem, register, token_claims
+from ..flow import (
+    CLAUDE_CALLBACK,
+    approve_and_sign_in,
+    browser_for,
+    new_request,
+    redeem,
+    register,
+    token_claims,
+)
 
 
 async def test_register_consent_sign_in_code_token(auth_client: httpx.AsyncClient) -> None:
@@ -42,11 +50,14 @@ async def test_register_consent_sign_in_code_token(auth_client: httpx.AsyncClien
 async def test_returning_user_with_remembered_consent_gets_a_code_without_any_page(
     auth_client: httpx.AsyncClient,
 ) -> None:
-    client = await register(auth_client)
-    browser = browser_for(auth_client)
-    await approve_and_sign_in(browser, new_request(client["client_id"]).url(), "bob")
+    # An https redirect URI matched exactly assures the client's identity (RFC 8252 §8.6).
+    client = await register(auth_client, redirect_uris=[CLAUDE_CALLBACK])
+    browser = browser_for(auth_client, CLAUDE_CALLBACK)
+    await approve_and_sign_in(
+        browser, new_request(client["client_id"], redirect_uri=CLAUDE_CALLBACK).url(), "bob"
+    )
 
-    second = new_request(client["client_id"])
+    second = new_request(client["client_id"], redirect_uri=CLAUDE_CALLBACK)
     arrival = await browser.open(second.url())
     assert isinstance(arrival, Arrival), "expected a direct redirect with a code, got a page"
     answer = dict(httpx.URL(arrival.url).params)
@@ -64,14 +75,20 @@ async def test_prompt_consent_shows_the_page_again(auth_client: httpx.AsyncClien
     assert 'name="decision" value="approve"' in page.text
 
 
-async def test_prompt_consent_for_offline_access_already_consented_is_answered_at_once(
+async def test_prompt_consent_shows_the_page_even_when_offline_access_was_consented(
     auth_client: httpx.AsyncClient,
 ) -> None:
-    # MCP clients (SEP-2207) send prompt=consent whenever they ask for offline_access.
-    client = await register(auth_client)
-    browser = browser_for(auth_client)
-    await approve_and_sign_in(browser, new_request(client["client_id"]).url(), "erin")
-    arrival = await browser.open(new_request(client["client_id"]).url(prompt="consent"))
+    # MCP clients (SEP-2207) send prompt=consent whenever they ask for offline_access; the page says
+    # they were approved before, and one click answers.
+    client = await register(auth_client, redirect_uris=[CLAUDE_CALLBACK])
+    browser = browser_for(auth_client, CLAUDE_CALLBACK)
+    request = new_request(client["client_id"], redirect_uri=CLAUDE_CALLBACK)
+    await approve_and_sign_in(browser, request.url(), "erin")
+    again = new_request(client["client_id"], redirect_uri=CLAUDE_CALLBACK)
+    page = await browser.open(again.url(prompt="consent"))
+    assert isinstance(page, Page)
+    assert "approved this application before" in page.text
+    arrival = await browser.submit(page, {"decision": "approve"})
     assert isinstance(arrival, Arrival)
     assert "code=" in arrival.url
 

@@ -17,6 +17,7 @@ from mcp_testing.browser import Arrival, Page
 from ..conftest import ISSUER
 from ..flow import (
     CALLBACK,
+    CLAUDE_CALLBACK,
     approve_and_sign_in,
     assert_error_redirect,
     browser_for,
@@ -48,12 +49,14 @@ async def test_successful_authorization_response_names_the_issuer_once(
     assert answer["state"] == request.state
 
 
-async def test_remembered_consent_response_names_the_issuer_once(
-    auth_client: httpx.AsyncClient, client_id: str
-) -> None:
-    browser = browser_for(auth_client)
-    await approve_and_sign_in(browser, new_request(client_id).url(), "iss-returning")
-    arrival = await browser.open(new_request(client_id).url())
+async def test_remembered_consent_response_names_the_issuer_once(auth_client: httpx.AsyncClient) -> None:
+    # Silent answers go only to clients whose https redirect URI assures who they are.
+    client_id = str((await register(auth_client, redirect_uris=[CLAUDE_CALLBACK]))["client_id"])
+    browser = browser_for(auth_client, CLAUDE_CALLBACK)
+    await approve_and_sign_in(
+        browser, new_request(client_id, redirect_uri=CLAUDE_CALLBACK).url(), "iss-returning"
+    )
+    arrival = await browser.open(new_request(client_id, redirect_uri=CLAUDE_CALLBACK).url())
     assert isinstance(arrival, Arrival)
     assert issuers(arrival.url) == [ISSUER]
 

@@ -98,7 +98,8 @@ async def sign_in(service: OidcService, login: str | None, browser: Browser | No
     service.client.cookies.clear()
     service.provider.state.auto_login = login
     registered = await register(service.client)
-    request = new_request(registered["client_id"])
+    # github:repos is resource A's upstream-token scope: these users' tools get their upstream token.
+    request = new_request(registered["client_id"], scope="mcp:tools github:repos offline_access")
     browser = browser or browser_for(service.client)
     consent = await browser.open(request.url())
     assert isinstance(consent, Page), consent
@@ -115,14 +116,15 @@ async def tokens_after_sign_in(service: OidcService, login: str) -> dict[str, An
     return body
 
 
-def assert_refused(outcome: Page | Arrival, status_code: int, client_error: str) -> Page:
-    """A page for the person, with a way back to the client carrying `client_error` and no code."""
-    assert isinstance(outcome, Page), outcome
-    assert outcome.status_code == status_code, (outcome.status_code, outcome.text)
-    assert outcome.headers["content-type"].startswith("text/html")
-    assert f"error={client_error}" in outcome.text, outcome.text
-    assert "code=" not in outcome.text
-    return outcome
+def assert_refused(outcome: Page | Arrival, client_error: str) -> dict[str, str]:
+    """The browser is sent back to the client with `client_error`, `state` and `iss`, and no code
+    (RFC 6749 §4.1.2.1, RFC 9207 §2): a client waiting on its callback hears at once."""
+    assert isinstance(outcome, Arrival), outcome
+    answer = query(outcome.url)
+    assert (answer["error"], answer["iss"]) == (client_error, ISSUER), answer
+    assert "state" in answer
+    assert "code" not in answer
+    return answer
 
 
 # --- upstream tokens and token exchange ------------------------------------------------------------

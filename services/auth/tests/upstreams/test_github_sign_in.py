@@ -9,8 +9,6 @@ removed from the org, or who revoked the app, loses access (RFC 6749 §10.4, RFC
 
 from __future__ import annotations
 
-import html
-import re
 import time
 from collections.abc import Callable
 
@@ -47,22 +45,19 @@ from ..flow import (
 RECHECK = 300  # AUTH_UPSTREAM_RECHECK_SECONDS' default
 
 
-def continue_link(page: Page) -> dict[str, str]:
-    """Where the page's "Return to the application" link sends the browser: the client's answer."""
-    match = re.search(r'<a href="([^"]+)" id="continue">', page.text)
-    assert match, page.text
-    url = html.unescape(match.group(1))
-    assert url.startswith(CALLBACK + "?"), url
-    return query(url)
+def client_answer(arrival: Page | Arrival) -> dict[str, str]:
+    """The answer the browser carried back to the client's redirect URI (RFC 6749 §4.1.2.1)."""
+    assert isinstance(arrival, Arrival), arrival
+    assert arrival.url.startswith(CALLBACK + "?"), arrival.url
+    return query(arrival.url)
 
 
-async def refused_sign_in(service: GitHubService, login: str) -> tuple[Page, str, str]:
+async def refused_sign_in(service: GitHubService, login: str) -> tuple[dict[str, str], str, str]:
     registered = await register(service.client)
     request = new_request(registered["client_id"])
     browser = browser_for(service.client)
-    page = await browser.open(await to_github_callback(service, browser, request.url(), login))
-    assert isinstance(page, Page), page
-    return page, request.state, str(registered["client_id"])
+    arrival = await browser.open(await to_github_callback(service, browser, request.url(), login))
+    return client_answer(arrival), request.state, str(registered["client_id"])
 
 
 async def checked_long_ago(database: Database) -> None:
@@ -124,7 +119,7 @@ async def test_email_is_the_primary_verified_one(
     ],
     ids=["users", "orgs", "teams"],
 )
-async def test_user_outside_the_allow_lists_is_refused_with_a_page_and_access_denied(
+async def test_user_outside_the_allow_lists_is_sent_back_to_the_client_with_access_denied(
     make_settings: Callable[..., AuthSettings],
     github: GitHubStandIn,
     database: Database,
@@ -135,9 +130,7 @@ async def test_user_outside_the_allow_lists_is_refused_with_a_page_and_access_de
     github.state.add_user("alice", teams=["acme/core"])
     github.state.add_user("mallory", orgs=["evil-corp"], teams=["acme-fan-club/core", "evil-corp/core"])
     async with github_service(make_settings, github, **allow_lists) as service:
-        page, state, client_id = await refused_sign_in(service, refused)
-        assert page.status_code == 403
-        answer = continue_link(page)
+        answer, state, client_id = await refused_sign_in(service, refused)
         assert (answer["error"], answer["state"], answer["iss"]) == ("access_denied", state, ISSUER)
         assert "code" not in answer
         [event] = await audit_events(database, "sign_in_refused", client_id)
@@ -161,7 +154,7 @@ async def test_read_org_is_requested_only_when_orgs_or_teams_are_allow_listed(
         assert ("read:org" in requested_scopes(github)) is wants_org, allow_lists
 
 
-async def test_user_who_declines_at_github_gets_a_page_and_the_client_access_denied(
+async def test_user_who_cancels_at_github_is_sent_back_to_the_client_with_access_denied(
     make_settings: Callable[..., AuthSettings], github: GitHubStandIn
 ) -> None:
     github.state.add_user("alice")
@@ -173,11 +166,10 @@ async def test_user_who_declines_at_github_gets_a_page_and_the_client_access_den
         assert isinstance(consent, Page)
         at_github = await browser.submit(consent, {"decision": "approve"})
         assert isinstance(at_github, Page)  # GitHub's own sign-in form (no auto login)
-        page = await browser.submit(at_github, {"decision": "cancel"})
-        assert isinstance(page, Page)
-        assert page.status_code == 400
-        answer = continue_link(page)
-        assert (answer["error"], answer["state"]) == ("access_denied", request.state)
+        # RFC 6749 §4.1.2.1: a client waiting on its loopback callback hears at once, with state and iss.
+        answer = client_answer(await browser.submit(at_github, {"decision": "cancel"}))
+        assert (answer["error"], answer["state"], answer["iss"]) == ("access_denied", request.state, ISSUER)
+        assert "code" not in answer
 
 
 FAILURES = [
@@ -191,7 +183,7 @@ FAILURES = [
 
 
 @pytest.mark.parametrize(("group", "mode"), FAILURES, ids=[f"{g}_{m}" for g, m in FAILURES])
-async def test_github_failure_during_sign_in_is_a_503_page_and_temporarily_unavailable(
+async def test_github_failure_during_sign_in_sends_the_client_temporarily_unavailable(
     make_settings: Callable[..., AuthSettings], github: GitHubStandIn, group: RouteGroup, mode: FailureMode
 ) -> None:
     github.state.add_user("alice")
@@ -204,12 +196,8 @@ async def test_github_failure_during_sign_in_is_a_503_page_and_temporarily_unava
         callback = await to_github_callback(service, browser, request.url(), "alice")
         github.state.fail(group, mode)
         started = time.monotonic()
-        page = await browser.open(callback)
+        answer = client_answer(await browser.open(callback))
         assert time.monotonic() - started < 2.0  # it gave up; it did not wait for the 504
-    assert isinstance(page, Page), page
-    assert page.status_code == 503, page.text
-    assert "GitHub" in page.text
-    answer = continue_link(page)
     assert (answer["error"], answer["state"], answer["iss"]) == (
         "temporarily_unavailable",
         request.state,
@@ -237,7 +225,7 @@ async def test_user_removed_from_the_allowed_org_loses_access_at_the_next_refres
         assert_oauth_error(response, "invalid_grant")
     [grant] = await all_rows(database, Grant, Grant.client_id == tokens.client["client_id"])
     assert grant.revoked_reason == "upstream_access_lost"
-    assert await audit_events(database, "upstream_access_lost", tokens.client["client_id"])
+    assert await audit_events(database, "upstream_access_lost")  # user-wide: every grant ended
 
 
 async def test_user_who_revoked_the_app_at_github_loses_access_at_the_next_refresh(
@@ -277,6 +265,12 @@ async def test_signed_in_github_user_returning_gets_a_code_without_another_githu
     async with github_service(make_settings, github) as service:
         tokens = await github_tokens(service, "returning")
         github.state.requests.clear()
-        arrival = await browser_for(service.client).open(new_request(tokens.client["client_id"]).url())
+        browser = browser_for(service.client)
+        # A loopback client always shows the page again (RFC 8252 §8.6); approving needs no GitHub.
+        page = await browser.open(new_request(tokens.client["client_id"]).url())
+        assert isinstance(page, Page)
+        assert "approved this application before" in page.text
+        arrival = await browser.submit(page, {"decision": "approve"})
         assert isinstance(arrival, Arrival)
+        assert "code" in query(arrival.url)
         assert github.state.requests == []

@@ -12,13 +12,13 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from mcp_auth_server.cli import clients, grants, keys, resources, server
+from mcp_auth_server.cli import clients, grants, keys, resources, server, users
 from mcp_auth_server.cli.errors import CommandError
 from mcp_auth_server.db.migrate import DatabaseNotMigrated
 from mcp_auth_server.settings import SettingsError
 from mcp_auth_server.store.signing_keys import KeysUnreadable
 
-COMMAND_GROUPS = [server, keys, clients, resources, grants]
+COMMAND_GROUPS = [server, keys, clients, resources, grants, users]
 
 
 def main(argv: list[str] | None = None) -> None:

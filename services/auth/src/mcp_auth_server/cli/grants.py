@@ -11,7 +11,8 @@ from mcp_auth_server.cli.database import command_session, table, when
 from mcp_auth_server.cli.errors import CommandError
 from mcp_auth_server.db.models import Client, Grant, User
 from mcp_auth_server.store import audit
-from mcp_auth_server.store.grants import is_live, revoke_grant
+from mcp_auth_server.store.grants import is_live
+from mcp_auth_server.store.revocation import revoke_grants
 
 
 def register(commands: Any) -> None:
@@ -60,9 +61,14 @@ async def revoke_one(args: argparse.Namespace) -> None:
         grant = await session.get(Grant, args.grant_id)
         if grant is None:
             raise CommandError(f"no grant {args.grant_id}")
-        await revoke_grant(session, grant.id, "revoked_by_operator")
+        await revoke_grants(session, "revoked_by_operator", grant_id=grant.id)
         audit.record(
-            session, "grant_revoked", user_id=grant.user_id, client_id=grant.client_id, by="operator"
+            session,
+            "grant_revoked",
+            user_id=grant.user_id,
+            client_id=grant.client_id,
+            grant_id=grant.id,
+            by="operator",
         )
         await session.commit()
     print(f"revoked grant {args.grant_id}")

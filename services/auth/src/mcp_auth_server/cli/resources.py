@@ -12,7 +12,8 @@ from mcp_auth_server.cli.errors import CommandError
 from mcp_auth_server.clock import now
 from mcp_auth_server.db.models import Resource
 from mcp_auth_server.oauth.rfc8707_resource_indicators import InvalidResource, canonical_resource
-from mcp_auth_server.store.resources import OFFLINE_ACCESS, merged, registered
+from mcp_auth_server.oauth.scopes import OFFLINE_ACCESS
+from mcp_auth_server.store.resources import merged, registered
 
 
 def register(commands: Any) -> None:

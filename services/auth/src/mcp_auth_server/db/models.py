@@ -80,6 +80,8 @@ class Resource(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     scopes: Mapped[list[str]] = mapped_column(default=list)
     default_scopes: Mapped[list[str]] = mapped_column(default=list)
+    # The scope that lets this server obtain the user's upstream token by exchange; None: it may not.
+    upstream_token_scope: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -95,6 +97,8 @@ class User(Base):
     avatar_url: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[int] = mapped_column(BigInteger)
     last_login_at: Mapped[int | None] = mapped_column(BigInteger)
+    # `mcp-auth users disable`: no sign-in, no credential, until `enable`.
+    disabled_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class UpstreamIdentity(Base):

@@ -8,22 +8,21 @@ to /account/apps. Signing out is a CSRF-protected POST that ends the session ser
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fastapi import APIRouter, Request
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import RedirectResponse, Response
 
-from mcp_auth_server.clock import now
-from mcp_auth_server.crypto.opaque_tokens import hash_secret
-from mcp_auth_server.db.models import BrowserSession
-from mcp_auth_server.endpoints.dependencies import RuntimeDep, SessionDep
-from mcp_auth_server.endpoints.sign_in import user_of_session
+from mcp_auth_server.endpoints.dependencies import RuntimeDep, transaction
+from mcp_auth_server.endpoints.sign_in import signed_in_user
+from mcp_auth_server.policy.admission import request_policy
+from mcp_auth_server.policy.credentials import CredentialRefused
 from mcp_auth_server.runtime import Runtime
 from mcp_auth_server.store import audit
 from mcp_auth_server.store.account_sign_ins import start_sign_in
 from mcp_auth_server.store.authorization_requests import REQUEST_TTL
-from mcp_auth_server.store.browser_sessions import start_session
-from mcp_auth_server.store.users import upsert_user
+from mcp_auth_server.store.browser_sessions import end_browser_session, start_session
+from mcp_auth_server.store.users import upsert_user, user_standing_of
 from mcp_auth_server.upstreams.base import (
     AccessDenied,
     UpstreamRejected,
@@ -41,12 +40,12 @@ BINDING_MAX_AGE = REQUEST_TTL * 6
 
 
 @router.get("/account/login", include_in_schema=False)
-async def account_login(request: Request, runtime: RuntimeDep, session: SessionDep) -> Response:
-    if await user_of_session(runtime, session, request) is not None:
-        return RedirectResponse(runtime.url(ACCOUNT_HOME), status_code=303)
-    binding, new_binding = runtime.cookies.browser_binding(request)
-    upstream = start_sign_in(session, binding, runtime.upstream_request_box, runtime.url("/callback"))
-    await session.commit()
+async def account_login(request: Request, runtime: RuntimeDep) -> Response:
+    async with transaction(runtime) as session:
+        if await signed_in_user(runtime, session, request, request_policy(runtime, session)) is not None:
+            return RedirectResponse(runtime.url(ACCOUNT_HOME), status_code=303)
+        binding, new_binding = runtime.cookies.browser_binding(request)
+        upstream = start_sign_in(session, binding, runtime.upstream_request_box, runtime.url("/callback"))
     try:
         response: Response = RedirectResponse(await runtime.upstream.login_url(upstream), status_code=303)
     except UpstreamUnavailable as exc:
@@ -57,42 +56,43 @@ async def account_login(request: Request, runtime: RuntimeDep, session: SessionD
 
 
 @router.post("/account/logout", include_in_schema=False)
-async def account_logout(request: Request, runtime: RuntimeDep, session: SessionDep) -> Response:
+async def account_logout(request: Request, runtime: RuntimeDep) -> Response:
     form = await request.form()
     binding = runtime.cookies.read(request, BROWSER)
     if not runtime.cookies.csrf_valid(binding, LOGOUT_PURPOSE, str(form.get("csrf_token", ""))):
         return forged_form_page(runtime)
     session_id = runtime.cookies.read(request, SESSION)
     if session_id:
-        await session.execute(
-            update(BrowserSession)
-            .where(BrowserSession.id_hash == hash_secret(session_id), BrowserSession.revoked_at.is_(None))
-            .values(revoked_at=now())
-        )
-        await session.commit()
+        async with transaction(runtime) as session:
+            await end_browser_session(session, session_id)
     response = RedirectResponse(runtime.url(ACCOUNT_HOME), status_code=303)
     runtime.cookies.clear(response, SESSION)
     return response
 
 
 async def finish_account_sign_in(
-    runtime: Runtime, session: AsyncSession, request: Request, upstream: UpstreamRequest
+    runtime: Runtime, params: Mapping[str, str], upstream: UpstreamRequest
 ) -> Response:
     """/callback for an account sign-in: the provider's answer becomes a session, then the account page."""
     try:
-        identity = await runtime.upstream.handle_callback(request, upstream)
-    except AccessDenied as exc:
-        audit.record(session, "sign_in_refused", reason=str(exc), to="account")
-        await session.commit()
+        identity = await runtime.upstream.handle_callback(params, upstream)
+    except (AccessDenied, UpstreamRejected) as exc:
+        async with transaction(runtime) as session:
+            audit.record(session, "sign_in_refused", reason=str(exc), to="account")
         return error_page(runtime.templates, 403, "Access not allowed", str(exc))
-    except UpstreamRejected as exc:
-        return error_page(runtime.templates, 400, "Sign-in did not complete", str(exc))
     except UpstreamUnavailable as exc:
         return _unavailable(runtime, exc)
-    user = await upsert_user(session, identity, runtime.upstream_token_box)
-    session_id = start_session(session, user.id, runtime.settings.auth_session_ttl)
-    audit.record(session, "sign_in", user_id=user.id, provider=identity.provider, to="account")
-    await session.commit()
+    async with transaction(runtime) as session:
+        user = await upsert_user(session, identity, runtime.upstream_token_box)
+        try:
+            await request_policy(runtime, session).admit(
+                await user_standing_of(session, user, runtime.upstream.name)
+            )
+        except CredentialRefused as refused:
+            audit.record(session, "sign_in_refused", user_id=user.id, reason=str(refused), to="account")
+            return error_page(runtime.templates, 403, "Access not allowed", str(refused))
+        session_id = start_session(session, user.id, runtime.settings.auth_session_ttl)
+        audit.record(session, "sign_in", user_id=user.id, provider=identity.provider, to="account")
     response = RedirectResponse(runtime.url(ACCOUNT_HOME), status_code=303)
     runtime.cookies.write(response, SESSION, session_id, max_age=runtime.settings.auth_session_ttl)
     return response

@@ -3,13 +3,14 @@
 Order matters (RFC 9700 §4.11.2): until the client and its redirect URI are verified, errors
 are shown as a page and never redirected; after that, they go back to the client with
 `error`, `state` and `iss`. Nothing is sent upstream before the user approves this client on
-our consent page (MCP spec, confused deputy); a user with a live session and a remembered
-consent for the same client, resource and scopes gets a code at once.
+our consent page (MCP spec, confused deputy).
 
-`prompt=consent` shows the page again, except when the request asks for `offline_access` and
-the remembered consent already covers it: MCP clients send `prompt=consent` on every request
-that includes `offline_access` (SEP-2207, after OIDC Core §11), and §11 lets the server rely
-on that earlier consent — otherwise remembered consent could never apply to them.
+A code is issued without a page only when the credential policy allows it (the user signed in and
+still admitted, the consent remembered and covering the scopes) AND the client's identity is assured:
+its redirect URI is https and matched exactly. A loopback or private-use-scheme redirect can be
+claimed by any local program (RFC 8252 §8.6), so such a client always gets the page ("you approved
+this application before"), as does every request with `prompt=consent`. `prompt=none` never shows a
+page: it answers `login_required`, `consent_required` or `interaction_required` (OIDC Core §3.1.2.6).
 """
 
 from __future__ import annotations
@@ -18,21 +19,30 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from mcp_auth_server.db.models import Client
-from mcp_auth_server.endpoints.dependencies import RuntimeDep, SessionDep
-from mcp_auth_server.endpoints.sign_in import issue_code_redirect, user_of_session
+from mcp_auth_server.endpoints.dependencies import RuntimeDep, transaction
+from mcp_auth_server.endpoints.sign_in import (
+    CodeRequest,
+    SignedIn,
+    error_redirect,
+    issue_code_redirect,
+    signed_in_user,
+)
 from mcp_auth_server.oauth.client_id_metadata_document import InvalidMetadataDocument
-from mcp_auth_server.oauth.errors import OAuthError
+from mcp_auth_server.oauth.errors import OAuthError, invalid_target
 from mcp_auth_server.oauth.rfc7636_pkce import challenge_problem
 from mcp_auth_server.oauth.rfc8252_redirect_uris import is_loopback_redirect, matches_registered
-from mcp_auth_server.oauth.rfc9207_issuer_identification import authorization_response_url
 from mcp_auth_server.oauth.scopes import describe, requested_scopes
+from mcp_auth_server.policy.admission import request_policy
+from mcp_auth_server.policy.credentials import CredentialRefused, check_client
+from mcp_auth_server.policy.question import Path, Question
 from mcp_auth_server.runtime import Runtime
 from mcp_auth_server.store import consents
 from mcp_auth_server.store.authorization_requests import REQUEST_TTL, create_request
-from mcp_auth_server.store.resources import OFFLINE_ACCESS, RegisteredResource
+from mcp_auth_server.store.resources import RegisteredResource, UnknownResource
+from mcp_auth_server.store.standings import client_standing
 from mcp_auth_server.web.cookies import BROWSER
 from mcp_auth_server.web.pages import error_page, render
 from mcp_auth_server.web.rate_limits import client_ip
@@ -52,7 +62,7 @@ SINGLE_VALUED = (
 
 
 @router.get("/authorize", summary="Authorization endpoint (RFC 6749 §4.1.1)")
-async def authorize(request: Request, runtime: RuntimeDep, session: SessionDep) -> Response:
+async def authorize(request: Request, runtime: RuntimeDep) -> Response:
     params = request.query_params
     limits = runtime.rate_limits
     limits.check(limits.authorize, client_ip(request), params.get("client_id"))
@@ -62,47 +72,42 @@ async def authorize(request: Request, runtime: RuntimeDep, session: SessionDep) 
         return error_page(
             runtime.templates, 400, "Invalid request", "client_id and redirect_uri must appear once."
         )
-    try:
-        client = await runtime.clients.find(session, params.get("client_id", ""))
-    except InvalidMetadataDocument as exc:
-        return error_page(
-            runtime.templates,
-            400,
-            "Unverifiable application",
-            f"This application's metadata document was refused: {exc}. It was not sent anywhere.",
-        )
-    if client is None:
-        return error_page(
-            runtime.templates,
-            400,
-            "Unknown application",
-            "This application is not registered with this server, so it was not sent anywhere.",
-        )
-    redirect_uri = params.get("redirect_uri")
-    if not redirect_uri or matches_registered(redirect_uri, client.redirect_uris) is None:
-        return error_page(
-            runtime.templates,
-            400,
-            "Invalid redirect address",
-            "The application asked to be answered at an address it did not register. "
-            "It was not sent anywhere.",
-        )
-    state = params.get("state")
-    try:
-        return await _authorize_verified_client(request, runtime, session, client, redirect_uri, repeated)
-    except OAuthError as exc:
-        url = authorization_response_url(
-            redirect_uri,
-            runtime.settings.auth_issuer,
-            {"error": exc.error, "error_description": exc.description, "state": state},
-        )
-        return RedirectResponse(url, status_code=302)
+    async with transaction(runtime) as session:
+        try:
+            client = await runtime.clients.find(session, params.get("client_id", ""))
+        except InvalidMetadataDocument as exc:
+            return error_page(
+                runtime.templates,
+                400,
+                "Unverifiable application",
+                f"This application's metadata document was refused: {exc}. It was not sent anywhere.",
+            )
+        if client is None:
+            return error_page(
+                runtime.templates,
+                400,
+                "Unknown application",
+                "This application is not registered with this server, so it was not sent anywhere.",
+            )
+        redirect_uri = params.get("redirect_uri")
+        if not redirect_uri or matches_registered(redirect_uri, client.redirect_uris) is None:
+            return error_page(
+                runtime.templates,
+                400,
+                "Invalid redirect address",
+                "The application asked to be answered at an address it did not register. "
+                "It was not sent anywhere.",
+            )
+        try:
+            return await _authorize_verified_client(request, runtime, session, client, redirect_uri, repeated)
+        except OAuthError as exc:
+            return error_redirect(runtime, redirect_uri, params.get("state"), exc.error, exc.description, 302)
 
 
 async def _authorize_verified_client(
     request: Request,
     runtime: Runtime,
-    session: SessionDep,
+    session: AsyncSession,
     client: Client,
     redirect_uri: str,
     repeated: list[str],
@@ -119,50 +124,81 @@ async def _authorize_verified_client(
     problem = challenge_problem(params.get("code_challenge"), params.get("code_challenge_method"))
     if problem:
         raise OAuthError("invalid_request", problem)
+    try:
+        check_client(Path.CONSENT_APPROVAL, client_standing(client), has_user=True)
+    except CredentialRefused as refused:
+        raise refused.oauth_error() from None
     resource = await _resource(runtime, session, params.getlist("resource"))
-    scopes = requested_scopes(params.get("scope"), resource, "refresh_token" in client.grant_types)
+    scopes = requested_scopes(
+        params.get("scope"), resource.scopes, resource.default_scopes, "refresh_token" in client.grant_types
+    )
     prompt = params.get("prompt")
-    binding, new_binding = runtime.cookies.browser_binding(request)
-    user = await user_of_session(runtime, session, request)
-    code_challenge = params["code_challenge"]
-
-    if (
-        user is not None
-        and (prompt != "consent" or OFFLINE_ACCESS in scopes)
-        and await consents.covers(session, user.id, client.client_id, resource.resource, scopes)
-    ):
-        redirect = await issue_code_redirect(
-            runtime,
-            session,
-            client_id=client.client_id,
-            user=user,
-            redirect_uri=redirect_uri,
-            code_challenge=code_challenge,
-            resource=resource.resource,
-            scopes=scopes,
-            client_state=params.get("state"),
-            status_code=302,
+    approved = CodeRequest(
+        client_id=client.client_id,
+        redirect_uri=redirect_uri,
+        code_challenge=params["code_challenge"],
+        resource=resource.resource,
+        scopes=scopes,
+        client_state=state,
+    )
+    policy = request_policy(runtime, session)
+    signed_in = await signed_in_user(runtime, session, request, policy)
+    remembered = False
+    if signed_in is not None:
+        consent = await consents.standing(session, signed_in.user.id, client.client_id, resource.resource)
+        question = Question(
+            Path.AUTHORIZE_SILENTLY,
+            client_standing(client),
+            resource.resource,
+            scopes,
+            user=signed_in.standing,
+            consent=consent,
         )
-        await session.commit()
-        return redirect
+        try:
+            await policy.decide(question)
+            remembered = True
+        except CredentialRefused:
+            remembered = False  # the page asks again
+        if remembered and prompt != "consent" and _identity_assured(redirect_uri):
+            return await issue_code_redirect(runtime, session, signed_in.user, approved, 302)
     if prompt == "none":
-        raise OAuthError(
-            "login_required" if user is None else "consent_required",
-            "the user must sign in or approve this application",
-        )
+        if signed_in is None:
+            raise OAuthError("login_required", "the user must sign in")
+        if not remembered:
+            raise OAuthError("consent_required", "the user must approve this application")
+        raise OAuthError("interaction_required", "the user must confirm this application on a page")
+    return _consent_page(request, runtime, session, client, resource, approved, signed_in, remembered)
 
+
+def _identity_assured(redirect_uri: str) -> bool:
+    """RFC 8252 §8.6: only an https redirect URI, matched exactly, proves which application asks."""
+    return urlsplit(redirect_uri).scheme == "https"
+
+
+def _consent_page(
+    request: Request,
+    runtime: Runtime,
+    session: AsyncSession,
+    client: Client,
+    resource: RegisteredResource,
+    approved: CodeRequest,
+    signed_in: SignedIn | None,
+    previously_approved: bool,
+) -> Response:
+    binding, new_binding = runtime.cookies.browser_binding(request)
     request_id = create_request(
         session,
         client_id=client.client_id,
-        redirect_uri=redirect_uri,
-        client_state=params.get("state"),
-        code_challenge=code_challenge,
+        redirect_uri=approved.redirect_uri,
+        client_state=approved.client_state,
+        code_challenge=approved.code_challenge,
         resource=resource.resource,
-        scopes=scopes,
+        scopes=approved.scopes,
         browser_binding=binding,
     )
-    await session.commit()
+    upstream = runtime.upstream.display_name
     cimd_host = urlsplit(client.client_id).hostname if client.origin == "cimd" else None
+    redirect_uri = approved.redirect_uri
     response = render(
         runtime.templates,
         "consent.html",
@@ -171,11 +207,19 @@ async def _authorize_verified_client(
         client_host=cimd_host,
         redirect_host=urlsplit(redirect_uri).netloc or redirect_uri.split(":", 1)[0] + ":",
         localhost_only=all(is_loopback_redirect(uri) for uri in client.redirect_uris),
+        previously_approved=previously_approved,
         resource=resource.resource,
         resource_name=resource.name,
-        scopes=[{"name": scope, "description": describe(scope)} for scope in scopes],
-        user_login=user.login if user else None,
-        upstream_name=runtime.upstream.display_name,
+        scopes=[
+            {
+                "name": scope,
+                "description": describe(scope),
+                "upstream_token": scope == resource.upstream_token_scope,
+            }
+            for scope in approved.scopes
+        ],
+        user_login=signed_in.user.login if signed_in else None,
+        upstream_name=upstream,
         request_id=request_id,
         csrf_token=runtime.cookies.csrf_token(binding, request_id),
         action=runtime.url("/consent"),
@@ -188,10 +232,13 @@ async def _authorize_verified_client(
 async def _resource(runtime: Runtime, session: AsyncSession, values: list[str]) -> RegisteredResource:
     await runtime.resources.refresh_if_stale(session)
     if len(values) > 1:
-        raise OAuthError("invalid_target", "one resource per request: tokens have a single audience")
+        raise invalid_target("one resource per request: tokens have a single audience")
     if not values:
         known = runtime.resources.all()
         if len(known) == 1:  # RFC 8707 §2: the server may pick its default resource
             return known[0]
-        raise OAuthError("invalid_target", "the resource parameter (RFC 8707) is required")
-    return runtime.resources.lookup(values[0])
+        raise invalid_target("the resource parameter (RFC 8707) is required")
+    try:
+        return runtime.resources.find(values[0])
+    except UnknownResource as exc:
+        raise invalid_target(str(exc)) from None

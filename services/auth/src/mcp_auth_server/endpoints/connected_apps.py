@@ -18,10 +18,14 @@ from mcp_auth_server.endpoints.account_session import (
     LOGOUT_PURPOSE,
     forged_form_page,
 )
-from mcp_auth_server.endpoints.dependencies import RuntimeDep, SessionDep
-from mcp_auth_server.endpoints.sign_in import user_of_session
+from mcp_auth_server.endpoints.dependencies import RuntimeDep, transaction
+from mcp_auth_server.endpoints.sign_in import SignedIn, signed_in_user
+from mcp_auth_server.policy.admission import request_policy
+from mcp_auth_server.policy.credentials import CredentialPolicy, CredentialRefused
+from mcp_auth_server.policy.question import Path, Question
 from mcp_auth_server.store import audit
-from mcp_auth_server.store.connected_apps import connected_apps, revoke_connection
+from mcp_auth_server.store.connected_apps import HeldGrant, by_application, held_grants, revoke_connection
+from mcp_auth_server.store.standings import GrantStanding, client_standing
 from mcp_auth_server.web.cookies import BROWSER
 from mcp_auth_server.web.pages import render
 
@@ -30,18 +34,23 @@ REVOKE_PURPOSE = "account:revoke"
 
 
 @router.get(ACCOUNT_HOME, include_in_schema=False)
-async def connected_apps_page(request: Request, runtime: RuntimeDep, session: SessionDep) -> Response:
-    user = await user_of_session(runtime, session, request)
-    if user is None:
-        return render(
-            runtime.templates,
-            "connected_apps.html",
-            user_login=None,
-            sign_in_url=runtime.url("/account/login"),
-            upstream_name=runtime.upstream.display_name,
+async def connected_apps_page(request: Request, runtime: RuntimeDep) -> Response:
+    async with transaction(runtime) as session:
+        policy = request_policy(runtime, session)
+        signed_in = await signed_in_user(runtime, session, request, policy)
+        if signed_in is None:
+            return render(
+                runtime.templates,
+                "connected_apps.html",
+                user_login=None,
+                sign_in_url=runtime.url("/account/login"),
+                upstream_name=runtime.upstream.display_name,
+            )
+        apps = by_application(
+            await _still_good(policy, signed_in, await held_grants(session, signed_in.user.id))
         )
+    user = signed_in.user
     names = {registered.resource: registered.name for registered in runtime.resources.all()}
-    apps = await connected_apps(session, user.id)
     binding, _ = runtime.cookies.browser_binding(request)
     response = render(
         runtime.templates,
@@ -74,21 +83,51 @@ async def connected_apps_page(request: Request, runtime: RuntimeDep, session: Se
     return response
 
 
+async def _still_good(
+    policy: CredentialPolicy, signed_in: SignedIn, held: list[HeldGrant]
+) -> list[HeldGrant]:
+    """The grants the credential policy still honours: the page never shows one that no longer works."""
+    good = []
+    for entry in held:
+        grant = entry.grant
+        question = Question(
+            Path.CONNECTED_APPS,
+            client_standing(entry.client),
+            grant.resource,
+            grant.scopes,
+            user=signed_in.standing,
+            grant=GrantStanding(grant.id, grant.revoked_at is not None, grant.expires_at),
+            consent=entry.consent,
+        )
+        try:
+            await policy.decide(question)
+        except CredentialRefused:
+            continue
+        good.append(entry)
+    return good
+
+
 @router.post("/account/apps/revoke", include_in_schema=False)
-async def revoke_app(request: Request, runtime: RuntimeDep, session: SessionDep) -> Response:
+async def revoke_app(request: Request, runtime: RuntimeDep) -> Response:
     form = await request.form()
     client_id, resource, csrf_token = (
         str(form.get(name, "")) for name in ("client_id", "resource", "csrf_token")
     )
     if not runtime.cookies.csrf_valid(runtime.cookies.read(request, BROWSER), REVOKE_PURPOSE, csrf_token):
         return forged_form_page(runtime)
-    user = await user_of_session(runtime, session, request)
-    if user is not None:
-        for grant_id in await revoke_connection(session, user.id, client_id, resource):
-            audit.record(
-                session, "grant_revoked", user_id=user.id, client_id=client_id, grant_id=grant_id, by="user"
-            )
-        await session.commit()
+    async with transaction(runtime) as session:
+        signed_in = await signed_in_user(runtime, session, request, request_policy(runtime, session))
+        if signed_in is not None:
+            user_id = signed_in.user.id
+            for grant_id in await revoke_connection(session, user_id, client_id, resource):
+                audit.record(
+                    session,
+                    "grant_revoked",
+                    user_id=user_id,
+                    client_id=client_id,
+                    grant_id=grant_id,
+                    by="user",
+                )
     # A session that ended meanwhile lands on the page's sign-in offer; a reload never re-posts.
     return RedirectResponse(runtime.url(ACCOUNT_HOME), status_code=303)
 

@@ -1,13 +1,16 @@
-"""FastAPI dependencies: the runtime and a database session per request."""
+"""What request handlers share: the runtime, and one transaction per request committed at the edge."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mcp_auth_server.oauth.errors import OAuthError
+from mcp_auth_server.policy.credentials import CredentialRefused
 from mcp_auth_server.runtime import Runtime
 
 
@@ -21,10 +24,18 @@ async def get_runtime(request: Request) -> Runtime:
     return runtime_of(request)
 
 
-async def get_session(runtime: Annotated[Runtime, Depends(get_runtime)]) -> AsyncIterator[AsyncSession]:
+@contextlib.asynccontextmanager
+async def transaction(runtime: Runtime) -> AsyncIterator[AsyncSession]:
+    """The request's one transaction: committed when the handler's block completes, rolled back when it
+    raises — except for refusals that must stick (a family revoked for reuse, a user deprovisioned)."""
     async with runtime.sessions() as session:
-        yield session
+        try:
+            yield session
+        except (OAuthError, CredentialRefused) as refusal:
+            if refusal.persist:
+                await session.commit()
+            raise
+        await session.commit()
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]

@@ -12,8 +12,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from mcp_auth_server.endpoints.dependencies import RuntimeDep, SessionDep
-from mcp_auth_server.endpoints.token import declared_size_fits
+from mcp_auth_server.endpoints.dependencies import RuntimeDep, transaction
+from mcp_auth_server.endpoints.forms import declared_size_fits
 from mcp_auth_server.oauth.errors import NO_STORE, OAuthError
 from mcp_auth_server.oauth.registration_policy import check_may_register, check_redirect_uris
 from mcp_auth_server.oauth.rfc7591_client_metadata import parse_client_metadata
@@ -26,7 +26,7 @@ MAX_BODY = 16 * 1024
 
 
 @router.post("/register", status_code=201, summary="Dynamic client registration (RFC 7591)")
-async def register(request: Request, runtime: RuntimeDep, session: SessionDep) -> JSONResponse:
+async def register(request: Request, runtime: RuntimeDep) -> JSONResponse:
     runtime.rate_limits.check(runtime.rate_limits.register, client_ip(request))
     check_may_register(runtime.settings, request)
     if not declared_size_fits(request, MAX_BODY):
@@ -40,24 +40,24 @@ async def register(request: Request, runtime: RuntimeDep, session: SessionDep) -
         raise OAuthError("invalid_client_metadata", "the request body must be JSON") from None
     metadata = parse_client_metadata(document)
     check_redirect_uris(runtime.settings, metadata.redirect_uris)
-    client, secret = create_client(
-        session,
-        origin="dcr",
-        redirect_uris=metadata.redirect_uris,
-        token_endpoint_auth_method=metadata.token_endpoint_auth_method,
-        grant_types=list(metadata.grant_types),
-        client_name=metadata.client_name,
-        application_type=metadata.application_type,
-        metadata_document=metadata.model_dump(exclude_none=True),
-    )
-    audit.record(
-        session,
-        "client_registered",
-        client_id=client.client_id,
-        ip=request.client.host if request.client else None,
-        client_name=metadata.client_name,
-    )
-    await session.commit()
+    async with transaction(runtime) as session:
+        client, secret = create_client(
+            session,
+            origin="dcr",
+            redirect_uris=metadata.redirect_uris,
+            token_endpoint_auth_method=metadata.token_endpoint_auth_method,
+            grant_types=list(metadata.grant_types),
+            client_name=metadata.client_name,
+            application_type=metadata.application_type,
+            metadata_document=metadata.model_dump(exclude_none=True),
+        )
+        audit.record(
+            session,
+            "client_registered",
+            client_id=client.client_id,
+            ip=request.client.host if request.client else None,
+            client_name=metadata.client_name,
+        )
     answer: dict[str, Any] = {
         **metadata.model_dump(exclude_none=True),
         "client_id": client.client_id,

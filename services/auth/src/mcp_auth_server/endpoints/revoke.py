@@ -12,42 +12,49 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from mcp_auth_server.crypto.opaque_tokens import hash_secret
-from mcp_auth_server.db.models import Grant, RefreshToken, RevokedAccessToken
-from mcp_auth_server.endpoints.dependencies import RuntimeDep, SessionDep
-from mcp_auth_server.endpoints.token import read_form
+from mcp_auth_server.db.models import Grant, RefreshToken
+from mcp_auth_server.endpoints.dependencies import RuntimeDep, transaction
+from mcp_auth_server.endpoints.forms import read_form
+from mcp_auth_server.grants.client_authentication import authenticate_client
 from mcp_auth_server.oauth.errors import NO_STORE, invalid_request
-from mcp_auth_server.oauth.rfc6749_client_authentication import authenticate_client
+from mcp_auth_server.oauth.rfc6749_client_authentication import presented_client
 from mcp_auth_server.oauth.rfc9068_access_tokens import InvalidAccessToken, verify_access_token
 from mcp_auth_server.store import audit
-from mcp_auth_server.store.grants import revoke_grant
+from mcp_auth_server.store.revocation import revoke_access_token, revoke_grants
 
 router = APIRouter()
 
 
 @router.post("/revoke", summary="Token revocation (RFC 7009)")
-async def revoke(request: Request, runtime: RuntimeDep, session: SessionDep) -> Response:
+async def revoke(request: Request, runtime: RuntimeDep) -> Response:
     form = await read_form(request)
-    client = await authenticate_client(runtime.clients, session, request, form)
-    token = str(form.get("token") or "")
-    if not token:
-        raise invalid_request("token is required")
-    refresh = await session.get(RefreshToken, hash_secret(token))
-    if refresh is not None:
-        grant = await session.get(Grant, refresh.grant_id)
-        if grant is not None and grant.client_id == client.client_id:
-            await revoke_grant(session, grant.id, "revoked_by_client")
-            audit.record(
-                session, "grant_revoked", user_id=grant.user_id, client_id=client.client_id, by="client"
-            )
-    else:
+    presented = presented_client(request.headers.get("authorization"), form.params)
+    token = form.params.get("token", "")
+    async with transaction(runtime) as session:
+        client = await authenticate_client(runtime, session, presented)
+        if not token:
+            raise invalid_request("token is required")
+        refresh = await session.get(RefreshToken, hash_secret(token))
+        if refresh is not None:
+            grant = await session.get(Grant, refresh.grant_id)
+            if grant is not None and grant.client_id == client.client_id:
+                await revoke_grants(session, "revoked_by_client", grant_id=grant.id)
+                audit.record(
+                    session,
+                    "grant_revoked",
+                    user_id=grant.user_id,
+                    client_id=client.client_id,
+                    grant_id=grant.id,
+                    by="client",
+                )
+            return Response(status_code=200, headers=NO_STORE)
         try:
-            claims = verify_access_token(runtime.keyring, token, runtime.settings.auth_issuer)
+            claims = verify_access_token(runtime.keyring.public_keys, token, runtime.settings.auth_issuer)
         except InvalidAccessToken:
             claims = None
         if claims is not None and claims.get("client_id") == client.client_id:
-            await session.merge(RevokedAccessToken(jti=str(claims["jti"]), expires_at=int(claims["exp"])))
+            await revoke_access_token(session, str(claims["jti"]), int(claims["exp"]))
             audit.record(
                 session, "access_token_revoked", user_id=str(claims["sub"]), client_id=client.client_id
             )
-    await session.commit()
     return Response(status_code=200, headers=NO_STORE)

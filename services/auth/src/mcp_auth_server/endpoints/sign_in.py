@@ -1,131 +1,122 @@
-"""Steps shared by /authorize, /consent and /callback: who is signed in, and answering with a code."""
+"""Steps shared by /authorize, /consent, /callback and the account pages: who is signed in, and
+answering an authorization request with a code."""
 
 from __future__ import annotations
 
-import logging
+from dataclasses import dataclass
 
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.responses import HTMLResponse, RedirectResponse
+from starlette.responses import RedirectResponse
 
 from mcp_auth_server.clock import now
-from mcp_auth_server.db.models import AuthorizationRequest, User
+from mcp_auth_server.db.models import User
 from mcp_auth_server.oauth.rfc9207_issuer_identification import authorization_response_url
+from mcp_auth_server.policy.credentials import CredentialPolicy, CredentialRefused
 from mcp_auth_server.runtime import Runtime
 from mcp_auth_server.store import audit, consents
 from mcp_auth_server.store.authorization_codes import issue_code
 from mcp_auth_server.store.browser_sessions import live_session
-from mcp_auth_server.store.users import identity_of
-from mcp_auth_server.upstreams.base import UpstreamUnavailable
+from mcp_auth_server.store.standings import UserStanding
+from mcp_auth_server.store.users import identity_of, standing_of, upstream_token_dead
 from mcp_auth_server.web.cookies import SESSION
-from mcp_auth_server.web.pages import error_page
-
-log = logging.getLogger(__name__)
 
 
-async def user_of_session(runtime: Runtime, session: AsyncSession, request: Request) -> User | None:
-    """The signed-in user, unless the upstream can no longer vouch for them.
+@dataclass(frozen=True)
+class SignedIn:
+    user: User
+    standing: UserStanding
 
-    A session outlives the upstream token it was made with; when that token has expired and
-    there is no refresh token to renew it, the user signs in upstream again, or every grant
-    issued from the session would fail its upstream re-check at the first refresh.
+
+async def signed_in_user(
+    runtime: Runtime, session: AsyncSession, request: Request, policy: CredentialPolicy
+) -> SignedIn | None:
+    """The user of this browser's live session, if they are still admitted.
+
+    A user the upstream no longer admits is deprovisioned by the policy (their sessions end with
+    everything else) and counts as signed out; the handler's transaction commits that. A session
+    also stops counting when the upstream token it was made with has died without a refresh token:
+    the person signs in upstream again, or every code from the session would fail its first re-check.
     """
     browser_session = await live_session(session, runtime.cookies.read(request, SESSION))
     if browser_session is None:
         return None
-    linked = await identity_of(session, browser_session.user_id, runtime.upstream.name)
-    if (
-        linked is not None
-        and linked.refresh_token_encrypted is None
-        and (linked.access_token_expires_at is not None and linked.access_token_expires_at <= now())
-    ):
+    user = await session.get(User, browser_session.user_id)
+    if user is None:
         return None
-    return await session.get(User, browser_session.user_id)
+    linked = await identity_of(session, user.id, runtime.upstream.name)
+    if linked is not None and upstream_token_dead(linked):
+        return None
+    standing = standing_of(user, linked)
+    try:
+        await policy.admit(standing)
+    except CredentialRefused:
+        return None
+    return SignedIn(user, standing)
+
+
+@dataclass(frozen=True)
+class CodeRequest:
+    """An approved authorization request, to be answered with a code (RFC 6749 §4.1.2)."""
+
+    client_id: str
+    redirect_uri: str
+    code_challenge: str
+    resource: str
+    scopes: list[str]
+    client_state: str | None
 
 
 async def issue_code_redirect(
-    runtime: Runtime,
-    session: AsyncSession,
-    *,
-    client_id: str,
-    user: User,
-    redirect_uri: str,
-    code_challenge: str,
-    resource: str,
-    scopes: list[str],
-    client_state: str | None,
-    status_code: int,
+    runtime: Runtime, session: AsyncSession, user: User, approved: CodeRequest, status_code: int
 ) -> RedirectResponse:
     """Remember the consent, issue a code and send it to the client with `state` and `iss`."""
-    await consents.remember(session, user.id, client_id, resource, scopes)
+    settings = runtime.settings
+    await consents.remember(
+        session,
+        user.id,
+        approved.client_id,
+        approved.resource,
+        approved.scopes,
+        settings.auth_refresh_token_ttl,
+    )
     code = issue_code(
         session,
-        client_id=client_id,
+        client_id=approved.client_id,
         user_id=user.id,
-        redirect_uri=redirect_uri,
-        code_challenge=code_challenge,
-        resource=resource,
-        scopes=scopes,
+        redirect_uri=approved.redirect_uri,
+        code_challenge=approved.code_challenge,
+        resource=approved.resource,
+        scopes=approved.scopes,
         auth_time=user.last_login_at or now(),
-        ttl=runtime.settings.auth_code_ttl,
+        ttl=settings.auth_code_ttl,
     )
     audit.record(
         session,
         "authorization_code_issued",
         user_id=user.id,
-        client_id=client_id,
-        resource=resource,
-        scopes=scopes,
+        client_id=approved.client_id,
+        resource=approved.resource,
+        scopes=approved.scopes,
     )
     url = authorization_response_url(
-        redirect_uri, runtime.settings.auth_issuer, {"code": code, "state": client_state}
+        approved.redirect_uri, settings.auth_issuer, {"code": code, "state": approved.client_state}
     )
     return RedirectResponse(url, status_code=status_code)
 
 
-async def answer_with_code(
-    runtime: Runtime, session: AsyncSession, row: AuthorizationRequest, user: User
+def error_redirect(
+    runtime: Runtime,
+    redirect_uri: str,
+    client_state: str | None,
+    error: str,
+    description: str,
+    status_code: int,
 ) -> RedirectResponse:
-    """Answer an approved authorization request in flight (after a form POST: 303)."""
-    return await issue_code_redirect(
-        runtime,
-        session,
-        client_id=row.client_id,
-        user=user,
-        redirect_uri=row.redirect_uri,
-        code_challenge=row.code_challenge,
-        resource=row.resource,
-        scopes=row.scopes,
-        client_state=row.client_state,
-        status_code=303,
-    )
-
-
-def error_redirect_url(
-    runtime: Runtime, redirect_uri: str, client_state: str | None, error: str, description: str
-) -> str:
-    return authorization_response_url(
+    """An error back to a verified client (RFC 6749 §4.1.2.1), with `state` and `iss` (RFC 9207 §2)."""
+    url = authorization_response_url(
         redirect_uri,
         runtime.settings.auth_issuer,
         {"error": error, "error_description": description, "state": client_state},
     )
-
-
-def upstream_unavailable_page(
-    runtime: Runtime, redirect_uri: str, client_state: str | None, exc: UpstreamUnavailable
-) -> HTMLResponse:
-    """The provider is down: a 503 page for the person, `temporarily_unavailable` for the client."""
-    log.warning("upstream unavailable during sign-in: %s", exc)
-    return error_page(
-        runtime.templates,
-        503,
-        f"{runtime.upstream.display_name} is unavailable",
-        f"{exc}. Please try again in a moment.",
-        error_redirect_url(
-            runtime,
-            redirect_uri,
-            client_state,
-            "temporarily_unavailable",
-            "the identity provider is unavailable",
-        ),
-    )
+    return RedirectResponse(url, status_code=status_code)

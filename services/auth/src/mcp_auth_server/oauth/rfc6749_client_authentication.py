@@ -2,31 +2,41 @@
 
 `client_secret_basic` (§2.3.1: id and secret form-urlencoded inside Basic), `client_secret_post`,
 or `none` for public clients, which identify themselves with `client_id` alone. A client uses
-exactly one method (§2.3). Secrets are compared as hashes in constant time. An unknown or
-deleted client gets 401 `invalid_client`, which makes claude.ai register again.
+exactly one method (§2.3), the one it registered (RFC 7591 §2 `token_endpoint_auth_method`): a
+secret registered for Basic is refused in the body, so it cannot end up in logs of form bodies.
+Secrets are compared as hashes in constant time.
+
+Framework-free: this module reads what the request presented and checks it against a registration;
+finding the registration is the caller's (grants/client_authentication.py).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from urllib.parse import unquote_plus
 
-from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.datastructures import FormData
-from starlette.requests import Request
-
 from mcp_auth_server.crypto.opaque_tokens import secret_matches
-from mcp_auth_server.db.models import Client
-from mcp_auth_server.oauth.client_id_metadata_document import InvalidMetadataDocument
-from mcp_auth_server.oauth.errors import OAuthError, invalid_client, invalid_request
-from mcp_auth_server.store.client_resolution import ClientResolver
-from mcp_auth_server.store.clients import is_public
+from mcp_auth_server.oauth.errors import invalid_client, invalid_request
+
+BASIC = "client_secret_basic"
+POST = "client_secret_post"
+NONE = "none"
 
 
-def _basic_credentials(request: Request) -> tuple[str, str] | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, encoded = header.partition(" ")
+@dataclass(frozen=True)
+class PresentedClient:
+    """Who the request says it is, and how it proves it."""
+
+    client_id: str
+    method: str  # BASIC, POST or NONE
+    secret: str | None = field(default=None, repr=False)
+
+
+def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
+    scheme, _, encoded = (authorization or "").partition(" ")
     if scheme.lower() != "basic":
         return None
     try:
@@ -39,41 +49,45 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
     return unquote_plus(client_id), unquote_plus(secret)
 
 
-def claimed_client_id(request: Request, form: FormData) -> str | None:
-    """The client a request says it is, before authenticating it (for rate limiting)."""
-    try:
-        basic = _basic_credentials(request)
-    except OAuthError:
-        basic = None
-    return basic[0] if basic else (str(form["client_id"]) if "client_id" in form else None)
-
-
-async def authenticate_client(
-    clients: ClientResolver, session: AsyncSession, request: Request, form: FormData
-) -> Client:
-    basic = _basic_credentials(request)
+def presented_client(authorization: str | None, form: Mapping[str, str]) -> PresentedClient:
+    """The client credentials of a request: its Authorization header and form parameters."""
+    basic = _basic_credentials(authorization)
     form_id, form_secret = form.get("client_id"), form.get("client_secret")
-    if basic and form_secret is not None:
-        raise invalid_request("use one client authentication method, not Basic and client_secret together")
-    secret: str | None
     if basic:
+        if form_secret is not None:
+            raise invalid_request(
+                "use one client authentication method, not Basic and client_secret together"
+            )
         client_id, secret = basic
         if form_id is not None and form_id != client_id:
             raise invalid_request("client_id in the body differs from the authenticated client")
-    else:
-        client_id, secret = str(form_id or ""), None if form_secret is None else str(form_secret)
-    if not client_id:
+        return PresentedClient(client_id, BASIC, secret)
+    if not form_id:
         raise invalid_client("client authentication is required")
+    if form_secret is not None:
+        return PresentedClient(form_id, POST, form_secret)
+    return PresentedClient(form_id, NONE)
+
+
+def claimed_client_id(authorization: str | None, form: Mapping[str, str]) -> str | None:
+    """The client a request says it is, before authenticating it (for rate limiting)."""
     try:
-        client = await clients.find(session, client_id)
-    except InvalidMetadataDocument as exc:
-        raise invalid_client(f"the client metadata document was refused: {exc}") from None
-    if client is None:
-        raise invalid_client("unknown client")
-    if is_public(client):
-        if secret:
+        return presented_client(authorization, form).client_id
+    except Exception:  # malformed credentials name no client
+        return None
+
+
+def check_client_authentication(
+    presented: PresentedClient, registered_method: str, secret_hash: str | None
+) -> None:
+    """The presented credentials prove the registered client, by the method it registered."""
+    if registered_method == NONE:
+        if presented.method != NONE:
             raise invalid_client("this is a public client; it has no secret")
-        return client
-    if secret is None or not secret_matches(secret, client.client_secret_hash):
+        return
+    if presented.method == NONE:
         raise invalid_client("client authentication failed")
-    return client
+    if presented.method != registered_method:
+        raise invalid_client(f"this client authenticates with {registered_method}")
+    if presented.secret is None or not secret_matches(presented.secret, secret_hash):
+        raise invalid_client("client authentication failed")

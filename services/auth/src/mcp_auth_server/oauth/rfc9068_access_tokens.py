@@ -2,19 +2,33 @@
 
 RFC 9068 §2.1: header `typ` is `at+jwt`; §2.2: `iss`, `exp`, `aud`, `sub`, `client_id`, `iat`,
 `jti` are required and `auth_time` is carried when the user authenticated; §2.2.3: `scope`.
+A user's token also names its grant (`grant_id`, not a secret): revoking one grant ends exactly
+its own tokens wherever they are checked against us, never a sibling grant's.
 Upstream tokens never go in here: tools get them by token exchange (RFC 8693).
 """
 
 from __future__ import annotations
 
 import secrets
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 
-from mcp_auth_server.store.signing_keys import KeyRing
+from mcp_auth_server.clock import now
+from mcp_auth_server.crypto.signing_keys import PrivateKey
+
+GRANT_CLAIM = "grant_id"
+
+
+class Signer(Protocol):
+    @property
+    def kid(self) -> str: ...
+    @property
+    def algorithm(self) -> str: ...
+    @property
+    def private_key(self) -> PrivateKey: ...
 
 
 def new_jti() -> str:
@@ -29,7 +43,7 @@ class IssuedAccessToken:
 
 
 def issue_access_token(
-    keyring: KeyRing,
+    signer: Signer,
     *,
     issuer: str,
     subject: str,
@@ -37,11 +51,12 @@ def issue_access_token(
     client_id: str,
     scopes: list[str],
     ttl: int,
+    grant_id: str | None = None,
     auth_time: int | None = None,
     profile: dict[str, Any] | None = None,
     jti: str | None = None,
 ) -> IssuedAccessToken:
-    now = int(time.time())
+    moment = now()
     jti = jti or new_jti()
     claims: dict[str, Any] = dict(profile or {})
     claims.update(
@@ -50,15 +65,16 @@ def issue_access_token(
         aud=audience,
         client_id=client_id,
         scope=" ".join(scopes),
-        iat=now,
-        exp=now + ttl,
+        iat=moment,
+        exp=moment + ttl,
         jti=jti,
     )
+    if grant_id is not None:
+        claims[GRANT_CLAIM] = grant_id
     if auth_time is not None:
         claims["auth_time"] = auth_time
-    key = keyring.signer()
     token = jwt.encode(
-        claims, key.private_key, algorithm=key.algorithm, headers={"typ": "at+jwt", "kid": key.kid}
+        claims, signer.private_key, algorithm=signer.algorithm, headers={"typ": "at+jwt", "kid": signer.kid}
     )
     return IssuedAccessToken(token=token, jti=jti, expires_in=ttl)
 
@@ -67,11 +83,11 @@ class InvalidAccessToken(Exception):
     """Not an unexpired access token signed by us."""
 
 
-def verify_access_token(keyring: KeyRing, token: str, issuer: str) -> dict[str, Any]:
+def verify_access_token(public_keys: Mapping[str, jwt.PyJWK], token: str, issuer: str) -> dict[str, Any]:
     """Our own tokens, checked as a resource server would (RFC 9068 §4), for exchange and introspection."""
     try:
         header = jwt.get_unverified_header(token)
-        key = keyring.public_keys.get(str(header.get("kid")))
+        key = public_keys.get(str(header.get("kid")))
         if key is None or header.get("typ") != "at+jwt" or header.get("alg") != key.algorithm_name:
             raise InvalidAccessToken("not signed by a key of ours")
         claims: dict[str, Any] = jwt.decode(
@@ -79,8 +95,22 @@ def verify_access_token(keyring: KeyRing, token: str, issuer: str) -> dict[str, 
             key,
             algorithms=[key.algorithm_name],
             issuer=issuer,
-            options={"verify_aud": False, "require": ["iss", "sub", "aud", "exp", "iat", "jti", "client_id"]},
+            # Expiry is judged by the service's one clock (clock.py), below.
+            options={
+                "verify_aud": False,
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+                "require": ["iss", "sub", "aud", "exp", "iat", "jti", "client_id"],
+            },
         )
     except jwt.PyJWTError as exc:
         raise InvalidAccessToken(str(exc)) from None
+    if not isinstance(claims["exp"], int) or claims["exp"] <= now():
+        raise InvalidAccessToken("the token has expired")
     return claims
+
+
+def audiences(claims: Mapping[str, Any]) -> list[str]:
+    audience = claims["aud"]
+    return [str(value) for value in audience] if isinstance(audience, list) else [str(audience)]

@@ -16,7 +16,13 @@ from mcp_auth_server.db.models import AuditEvent
 
 log = logging.getLogger("mcp_auth_server.audit")
 # Events that mean someone may be attacking or a user lost access: alert on these.
-SECURITY_EVENTS = {"refresh_token_reuse", "code_replay", "sign_in_refused", "upstream_access_lost"}
+SECURITY_EVENTS = {
+    "refresh_token_reuse",
+    "code_replay",
+    "sign_in_refused",
+    "upstream_access_lost",
+    "user_disabled",
+}
 
 
 def record(

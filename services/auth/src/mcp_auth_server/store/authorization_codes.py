@@ -12,6 +12,13 @@ from mcp_auth_server.clock import now
 from mcp_auth_server.crypto.opaque_tokens import hash_secret, new_secret
 from mcp_auth_server.db.models import AuthorizationCode
 from mcp_auth_server.db.statements import Sql, Statement
+from mcp_auth_server.store.standings import (
+    STANDING_COLUMNS,
+    ConsentStanding,
+    UserStanding,
+    consent_standing,
+    user_standing,
+)
 from mcp_auth_server.store.users import PROFILE_COLUMNS
 
 
@@ -66,6 +73,8 @@ class RedeemedCode:
     auth_time: int
     expires_at: int
     profile: dict[str, Any]  # the user's public profile (the code's user exists: ON DELETE CASCADE)
+    user: UserStanding  # what the credential policy decides on, read in the same statement
+    consent: ConsentStanding | None
 
 
 @dataclass(frozen=True)
@@ -75,24 +84,39 @@ class Redemption:
 
 
 # Marks the code redeemed atomically: of concurrent redemptions exactly one matches the row. The
-# user's public profile (PROFILE_COLUMNS) comes back with it, by subqueries: SQLite's RETURNING
-# cannot name a joined table.
+# user's public profile (PROFILE_COLUMNS) and the credential policy's facts (the user's standing at
+# the configured upstream, their consent for this client and resource) come back with it, by
+# subqueries: SQLite's RETURNING cannot name a joined table.
+_USER = "FROM users WHERE users.id = authorization_codes.user_id"
+_IDENTITY = (
+    "FROM upstream_identities ui WHERE ui.user_id = authorization_codes.user_id AND ui.provider = :provider"
+)
+_CONSENT = (
+    "FROM consents c WHERE c.user_id = authorization_codes.user_id"
+    " AND c.client_id = authorization_codes.client_id AND c.resource = authorization_codes.resource"
+)
+_RETURNED_ALONG = ", ".join(
+    [f"(SELECT {column} {_USER}) AS {column}" for column in (*PROFILE_COLUMNS, "disabled_at")]
+    + [
+        f"(SELECT ui.{column} {_IDENTITY}) AS {alias}"
+        for column, alias in (("id", "identity_id"), ("checked_at",) * 2)
+    ]
+    + [f"(SELECT c.{column} {_CONSENT}) AS consent_{column}" for column in ("scopes", "expires_at")]
+)
+# Column names are ours, every value is a parameter:
 REDEEM = Statement(
-    "UPDATE authorization_codes SET redeemed_at = :moment, grant_id = :grant_id,"
+    "UPDATE authorization_codes SET redeemed_at = :moment, grant_id = :grant_id,"  # noqa: S608
     " access_token_jti = :access_token_jti, access_token_expires_at = :access_token_expires_at"
     " WHERE code_hash = :code_hash AND redeemed_at IS NULL"
-    " RETURNING client_id, user_id, redirect_uri, code_challenge, resource, scopes, auth_time, expires_at,"
-    " (SELECT login FROM users WHERE users.id = authorization_codes.user_id) AS login,"
-    " (SELECT name FROM users WHERE users.id = authorization_codes.user_id) AS name,"
-    " (SELECT email FROM users WHERE users.id = authorization_codes.user_id) AS email,"
-    " (SELECT avatar_url FROM users WHERE users.id = authorization_codes.user_id) AS avatar_url",
-    json_columns=frozenset({"scopes"}),
+    " RETURNING client_id, user_id, redirect_uri, code_challenge, resource, scopes, auth_time, expires_at, "
+    + _RETURNED_ALONG,
+    json_columns=frozenset({"scopes", "consent_scopes"}),
 )
 
 
-async def redeem(session: AsyncSession, code: str, produced: Produced) -> Redemption:
+async def redeem(session: AsyncSession, code: str, produced: Produced, provider: str) -> Redemption:
     """Redeem the code in one statement; if the request then fails a check, its transaction rolls
-    back and the code stays unredeemed."""
+    back and the code stays unredeemed. `provider`: the configured upstream, whose identity counts."""
     code_hash = hash_secret(code)
     sql = await Sql.of(session)
     row = await sql.row(
@@ -102,8 +126,14 @@ async def redeem(session: AsyncSession, code: str, produced: Produced) -> Redemp
         access_token_jti=produced.access_token_jti,
         access_token_expires_at=produced.access_token_expires_at,
         code_hash=code_hash,
+        provider=provider,
     )
     if row is not None:
         profile = {column: row.pop(column) for column in PROFILE_COLUMNS}
-        return Redemption(code=RedeemedCode(**row, profile=profile), replayed=None)
+        user, consent = user_standing(row, row["user_id"]), consent_standing(row)
+        for column in STANDING_COLUMNS:
+            del row[column]
+        return Redemption(
+            code=RedeemedCode(**row, profile=profile, user=user, consent=consent), replayed=None
+        )
     return Redemption(code=None, replayed=await session.get(AuthorizationCode, code_hash))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_auth_server.clock import now
@@ -31,3 +32,12 @@ async def live_session(session: AsyncSession, session_id: str | None) -> Browser
     if found is None or found.revoked_at is not None or found.expires_at <= now():
         return None
     return found
+
+
+async def end_browser_session(session: AsyncSession, session_id: str) -> None:
+    """Sign out: the session ends server-side, whatever happens to the cookie."""
+    await session.execute(
+        update(BrowserSession)
+        .where(BrowserSession.id_hash == hash_secret(session_id), BrowserSession.revoked_at.is_(None))
+        .values(revoked_at=now())
+    )

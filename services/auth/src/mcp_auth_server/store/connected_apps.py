@@ -8,14 +8,25 @@ ask again on the consent page rather than get a new code silently.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_auth_server.clock import now
 from mcp_auth_server.db.models import Client, Consent, Grant
-from mcp_auth_server.store.grants import revoke_grant
+from mcp_auth_server.store.revocation import forget_consent, revoke_grants
+from mcp_auth_server.store.standings import ConsentStanding
+
+
+@dataclass(frozen=True)
+class HeldGrant:
+    """One of the user's unrevoked, unexpired grants, with its client and the consent it stands on."""
+
+    grant: Grant
+    client: Client
+    consent: ConsentStanding | None
 
 
 @dataclass
@@ -36,50 +47,55 @@ class ConnectedApp:
     resources: list[ConnectedResource] = field(default_factory=list)
 
 
-async def connected_apps(session: AsyncSession, user_id: str) -> list[ConnectedApp]:
-    """The user's live grants, by application (most recently granted first), then by MCP server."""
-    moment = now()
+async def held_grants(session: AsyncSession, user_id: str) -> list[HeldGrant]:
+    """The user's unrevoked, unexpired grants, most recently granted first."""
     rows = (
         await session.execute(
-            select(Grant, Client.client_name)
+            select(Grant, Client, Consent)
             .join(Client, Grant.client_id == Client.client_id)
-            .where(Grant.user_id == user_id, Grant.revoked_at.is_(None), Grant.expires_at > moment)
+            .outerjoin(
+                Consent,
+                and_(
+                    Consent.user_id == Grant.user_id,
+                    Consent.client_id == Grant.client_id,
+                    Consent.resource == Grant.resource,
+                ),
+            )
+            .where(Grant.user_id == user_id, Grant.revoked_at.is_(None), Grant.expires_at > now())
             .order_by(Grant.created_at.desc())
         )
     ).all()
+    return [
+        HeldGrant(
+            grant,
+            client,
+            None if consent is None else ConsentStanding(frozenset(consent.scopes), consent.expires_at),
+        )
+        for grant, client, consent in rows
+    ]
+
+
+def by_application(held: Iterable[HeldGrant]) -> list[ConnectedApp]:
+    """Grants grouped by application, then by MCP server (scopes united, first granted, last used)."""
     apps: dict[str, ConnectedApp] = {}
-    for grant, client_name in rows:
-        app = apps.setdefault(grant.client_id, ConnectedApp(grant.client_id, client_name))
-        entry = next((r for r in app.resources if r.resource == grant.resource), None)
-        if entry is None:
-            entry = ConnectedResource(grant.resource, [], grant.created_at, grant.last_used_at)
-            app.resources.append(entry)
-        entry.scopes = sorted(set(entry.scopes) | set(grant.scopes))
-        entry.granted_at = min(entry.granted_at, grant.created_at)
-        entry.last_used_at = max(entry.last_used_at or 0, grant.last_used_at or 0) or None
-        entry.grant_ids.append(grant.id)
+    for entry in held:
+        grant = entry.grant
+        app = apps.setdefault(grant.client_id, ConnectedApp(grant.client_id, entry.client.client_name))
+        connected = next((r for r in app.resources if r.resource == grant.resource), None)
+        if connected is None:
+            connected = ConnectedResource(grant.resource, [], grant.created_at, grant.last_used_at)
+            app.resources.append(connected)
+        connected.scopes = sorted(set(connected.scopes) | set(grant.scopes))
+        connected.granted_at = min(connected.granted_at, grant.created_at)
+        connected.last_used_at = max(connected.last_used_at or 0, grant.last_used_at or 0) or None
+        connected.grant_ids.append(grant.id)
     return list(apps.values())
 
 
 async def revoke_connection(session: AsyncSession, user_id: str, client_id: str, resource: str) -> list[str]:
-    """End every live grant of this user to `client_id` for `resource`; the ids of the grants ended."""
-    grant_ids = list(
-        (
-            await session.scalars(
-                select(Grant.id).where(
-                    Grant.user_id == user_id,
-                    Grant.client_id == client_id,
-                    Grant.resource == resource,
-                    Grant.revoked_at.is_(None),
-                )
-            )
-        ).all()
+    """End every live grant of this user to `client_id` for `resource`, and forget the consent behind them."""
+    ended = await revoke_grants(
+        session, "revoked_by_user", user_id=user_id, client_id=client_id, resource=resource
     )
-    for grant_id in grant_ids:
-        await revoke_grant(session, grant_id, "revoked_by_user")
-    await session.execute(
-        delete(Consent).where(
-            Consent.user_id == user_id, Consent.client_id == client_id, Consent.resource == resource
-        )
-    )
-    return grant_ids
+    await forget_consent(session, user_id, client_id, resource)
+    return ended

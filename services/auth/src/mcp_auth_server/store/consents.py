@@ -8,21 +8,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_auth_server.clock import now
 from mcp_auth_server.db.models import Consent
+from mcp_auth_server.store.standings import ConsentStanding
 
+# How long an approval is remembered; never shorter than the grants made under it (refresh needs it).
 CONSENT_TTL = 90 * 86_400
 
 
-async def covers(
-    session: AsyncSession, user_id: str, client_id: str, resource: str, scopes: list[str]
-) -> bool:
+async def standing(
+    session: AsyncSession, user_id: str, client_id: str, resource: str
+) -> ConsentStanding | None:
+    """The user's remembered consent for this client and resource, as the credential policy reads it."""
     consent = await _find(session, user_id, client_id, resource)
-    return consent is not None and consent.expires_at > now() and set(scopes) <= set(consent.scopes)
+    return None if consent is None else ConsentStanding(frozenset(consent.scopes), consent.expires_at)
 
 
 async def remember(
-    session: AsyncSession, user_id: str, client_id: str, resource: str, scopes: list[str]
+    session: AsyncSession, user_id: str, client_id: str, resource: str, scopes: list[str], grant_lifetime: int
 ) -> None:
     moment = now()
+    expires_at = moment + max(CONSENT_TTL, grant_lifetime)
     consent = await _find(session, user_id, client_id, resource)
     if consent is None:
         try:
@@ -36,7 +40,7 @@ async def remember(
                         resource=resource,
                         scopes=sorted(scopes),
                         created_at=moment,
-                        expires_at=moment + CONSENT_TTL,
+                        expires_at=expires_at,
                     )
                 )
             return
@@ -44,7 +48,7 @@ async def remember(
             consent = await _find(session, user_id, client_id, resource)
             assert consent is not None  # the row the concurrent insert committed
     consent.scopes = sorted(set(consent.scopes) | set(scopes))
-    consent.expires_at = moment + CONSENT_TTL
+    consent.expires_at = expires_at
 
 
 async def _find(session: AsyncSession, user_id: str, client_id: str, resource: str) -> Consent | None:

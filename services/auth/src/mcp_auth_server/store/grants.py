@@ -1,10 +1,8 @@
-"""Grants and their refresh-token families (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2).
+"""Grants and their refresh-token families (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2): the storage side.
 
-Every use of a refresh token rotates it. Presenting a rotated token again means it leaked or
-the family is confused: the whole family and its grant are revoked — except the immediately
-previous token within a short grace window, which yields fresh tokens once, so a client that
-lost a response (or refreshes from two egress addresses at once) is not logged out.
-Concurrent refreshes of one family serialise on the grant row (SELECT ... FOR UPDATE).
+Every use of a refresh token rotates it; `Family.settlement` says how a presented token settles,
+and grants/refresh_token.py decides the rest. Concurrent refreshes of one family serialise on the
+grant row (SELECT ... FOR UPDATE).
 """
 
 from __future__ import annotations
@@ -13,14 +11,20 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_auth_server.clock import now
 from mcp_auth_server.crypto.opaque_tokens import hash_secret, new_secret
 from mcp_auth_server.db.models import Grant
 from mcp_auth_server.db.statements import Sql, Statement
-from mcp_auth_server.store import audit
+from mcp_auth_server.store.standings import (
+    ClientStanding,
+    ConsentStanding,
+    GrantStanding,
+    UserStanding,
+    consent_standing,
+    user_standing,
+)
 from mcp_auth_server.store.users import PROFILE_COLUMNS
 
 ADD_GRANT = Statement(
@@ -78,69 +82,54 @@ async def add_refresh_token(sql: Sql, grant_id: str, generation: int, scopes: li
     return token
 
 
-async def revoke_grant(session: AsyncSession, grant_id: str, reason: str) -> None:
-    await session.execute(
-        update(Grant)
-        .where(Grant.id == grant_id, Grant.revoked_at.is_(None))
-        .values(revoked_at=now(), revoked_reason=reason)
-    )
-
-
 def is_live(grant: Grant) -> bool:
     return grant.revoked_at is None and grant.expires_at > now()
 
 
 @dataclass(frozen=True)
-class FamilyGrant:
-    """The grant a refresh token belongs to, as read (and locked) by `rotate`."""
+class Family:
+    """A refresh token's family as `read_family` found it (and locked it), with the policy's facts."""
 
-    id: str
-    user_id: str | None
+    token_hash: str
+    generation: int  # the presented token's
+    newest: int  # the family's newest generation
+    rotated_at: int | None  # when the presented token was rotated, if it was
+    grace_used: bool
+    scopes: list[str]
+    grant_id: str
     client_id: str
     resource: str
     auth_time: int | None
+    grant: GrantStanding
+    user: UserStanding | None  # None for a grant without a user (its user exists: ON DELETE CASCADE)
+    profile: dict[str, Any]  # the user's public profile (store.users.public_profile)
+    consent: ConsentStanding | None
 
-
-@dataclass(frozen=True)
-class Rotation:
-    grant: FamilyGrant
-    refresh_token: str
-    scopes: list[str]
-    user: FamilyUser | None  # None for a grant without a user (its user exists: ON DELETE CASCADE)
-
-
-@dataclass(frozen=True)
-class FamilyUser:
-    """The grant's user as `rotate` read them: public profile, and the upstream's last say."""
-
-    id: str
-    profile: dict[str, Any]  # login, name, email, avatar_url (store.users.public_profile)
-    identity_id: str | None  # their identity at the configured upstream, if any
-    checked_at: int | None  # when that upstream last vouched for them
-
-
-class RefreshRefused(Exception):
-    """The refresh token cannot be used; `reuse` says whether the family was just revoked for reuse."""
-
-    def __init__(self, reason: str, reuse: bool = False) -> None:
-        super().__init__(reason)
-        self.reuse = reuse
+    def settlement(self, moment: int, grace_seconds: int) -> Statement | None:
+        """How presenting this token settles it: rotate the family, or spend the previous token's one grace
+        use (a lost response, two egress addresses refreshing at once); None when it is a reuse."""
+        if self.rotated_at is None:
+            return ROTATE_FAMILY
+        in_grace = self.generation == self.newest - 1 and moment - self.rotated_at <= grace_seconds
+        return USE_GRACE if in_grace and not self.grace_used else None
 
 
 # Reads the token with its grant and locks both rows (FOR UPDATE on the join), so concurrent
 # refreshes of one family are decided one at a time, each seeing the rows as the previous one left
 # them. The family's newest generation is on the locked grant row for that reason. The user's
-# public profile (PROFILE_COLUMNS) and their identity at the configured upstream (when it last
-# vouched for them) come along, unlocked: one round trip for everything a refresh reads.
+# public profile (PROFILE_COLUMNS), their standing at the configured upstream and their consent for
+# this client and resource come along, unlocked: one round trip for everything a refresh reads.
 READ_FAMILY = Statement(
     "SELECT rt.generation, rt.rotated_at, rt.grace_used, rt.scopes, g.id, g.user_id, g.client_id,"
     " g.resource, g.auth_time, g.expires_at, g.revoked_at, g.generation AS newest,"
-    " u.login, u.name, u.email, u.avatar_url, ui.id AS identity_id, ui.checked_at"
+    " u.login, u.name, u.email, u.avatar_url, u.disabled_at, ui.id AS identity_id, ui.checked_at,"
+    " c.scopes AS consent_scopes, c.expires_at AS consent_expires_at"
     " FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id"
     " LEFT JOIN users u ON u.id = g.user_id"
     " LEFT JOIN upstream_identities ui ON ui.user_id = u.id AND ui.provider = :provider"
+    " LEFT JOIN consents c ON c.user_id = g.user_id AND c.client_id = g.client_id AND c.resource = g.resource"
     " WHERE rt.token_hash = :token_hash",
-    json_columns=frozenset({"scopes"}),
+    json_columns=frozenset({"scopes", "consent_scopes"}),
     lock="FOR UPDATE OF rt, g",
 )
 # A rotation's writes, sent together (Sql.execute_together): the presented token settled (rotated, or
@@ -155,53 +144,98 @@ ADVANCE_GRANT = Statement(
 )
 
 
-async def rotate(
-    session: AsyncSession, presented: str, client_id: str, grace_seconds: int, provider: str
-) -> Rotation:
+async def read_family(session: AsyncSession, presented: str, provider: str) -> Family | None:
+    """The presented refresh token's family, locked until the transaction ends; None if unknown.
+
+    `provider`: the configured upstream, whose identity of the user counts for the policy."""
     token_hash = hash_secret(presented)
-    sql = await Sql.of(session)
-    row = await sql.row(READ_FAMILY, token_hash=token_hash, provider=provider)
+    row = await (await Sql.of(session)).row(READ_FAMILY, token_hash=token_hash, provider=provider)
     if row is None:
-        raise RefreshRefused("unknown refresh token")
-    moment = now()
-    if row["revoked_at"] is not None or row["expires_at"] <= moment:
-        raise RefreshRefused("the grant has ended")
-    if row["client_id"] != client_id:
-        raise RefreshRefused("the refresh token was issued to another client")
-    grant_id, generation, newest = row["id"], row["generation"], row["newest"]
-    if row["rotated_at"] is None:
-        settle = ROTATE_FAMILY
-    elif generation == newest - 1 and moment - row["rotated_at"] <= grace_seconds and not row["grace_used"]:
-        settle = USE_GRACE
-    else:
-        await revoke_grant(session, grant_id, "refresh_token_reuse")
-        audit.record(
-            session,
-            "refresh_token_reuse",
-            user_id=row["user_id"],
-            client_id=client_id,
-            grant_id=grant_id,
-            generation=generation,
-            newest_generation=newest,
-        )
-        raise RefreshRefused("the refresh token was already used; the grant is revoked", reuse=True)
-    scopes: list[str] = list(row["scopes"])
+        return None
+    user_id = row["user_id"]
+    return Family(
+        token_hash=token_hash,
+        generation=row["generation"],
+        newest=row["newest"],
+        rotated_at=row["rotated_at"],
+        grace_used=bool(row["grace_used"]),
+        scopes=list(row["scopes"]),
+        grant_id=row["id"],
+        client_id=row["client_id"],
+        resource=row["resource"],
+        auth_time=row["auth_time"],
+        grant=GrantStanding(row["id"], row["revoked_at"] is not None, row["expires_at"]),
+        user=None if user_id is None else user_standing(row, user_id),
+        profile={column: row[column] for column in PROFILE_COLUMNS},
+        consent=consent_standing(row),
+    )
+
+
+async def advance_family(session: AsyncSession, family: Family, settle: Statement) -> str:
+    """Settle the presented token and add the family's next generation; the new refresh token in clear."""
     fresh = new_secret()
-    await sql.execute_together(
+    await (await Sql.of(session)).execute_together(
         settle,
         ADD_REFRESH_TOKEN,
         ADVANCE_GRANT,
-        moment=moment,
-        grant_id=grant_id,
-        presented_hash=token_hash,
+        moment=now(),
+        grant_id=family.grant_id,
+        presented_hash=family.token_hash,
         token_hash=hash_secret(fresh),
-        generation=generation + 1,
-        scopes=scopes,
-        newest=max(newest, generation + 1),
+        generation=family.generation + 1,
+        scopes=family.scopes,
+        newest=max(family.newest, family.generation + 1),
     )
-    grant = FamilyGrant(grant_id, row["user_id"], row["client_id"], row["resource"], row["auth_time"])
-    user = None
-    if row["user_id"] is not None:
-        profile = {column: row[column] for column in PROFILE_COLUMNS}
-        user = FamilyUser(row["user_id"], profile, row["identity_id"], row["checked_at"])
-    return Rotation(grant=grant, refresh_token=fresh, scopes=scopes, user=user)
+    return fresh
+
+
+@dataclass(frozen=True)
+class GrantInUse:
+    """The grant an access token names, with everything the policy needs to decide on it."""
+
+    user_id: str | None
+    client: ClientStanding
+    resource: str
+    grant: GrantStanding
+    user: UserStanding | None
+    consent: ConsentStanding | None
+    token_revoked: bool  # the access token's own jti was revoked (RFC 7009)
+
+
+READ_GRANT_IN_USE = Statement(
+    "SELECT g.id, g.user_id, g.client_id, g.resource, g.expires_at, g.revoked_at,"
+    " cl.grant_types, cl.origin, cl.allowed_resources, cl.allowed_scopes,"
+    " u.disabled_at, ui.id AS identity_id, ui.checked_at,"
+    " c.scopes AS consent_scopes, c.expires_at AS consent_expires_at,"
+    " EXISTS (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = :jti) AS token_revoked"
+    " FROM grants g JOIN clients cl ON cl.client_id = g.client_id"
+    " LEFT JOIN users u ON u.id = g.user_id"
+    " LEFT JOIN upstream_identities ui ON ui.user_id = u.id AND ui.provider = :provider"
+    " LEFT JOIN consents c ON c.user_id = g.user_id AND c.client_id = g.client_id AND c.resource = g.resource"
+    " WHERE g.id = :grant_id",
+    json_columns=frozenset({"grant_types", "allowed_resources", "allowed_scopes", "consent_scopes"}),
+)
+
+
+async def grant_in_use(session: AsyncSession, grant_id: str, jti: str, provider: str) -> GrantInUse | None:
+    """The grant an access token names (None if it is gone: pruned, or its client or user deleted)."""
+    row = await (await Sql.of(session)).row(READ_GRANT_IN_USE, grant_id=grant_id, jti=jti, provider=provider)
+    if row is None:
+        return None
+    user_id = row["user_id"]
+    client = ClientStanding(
+        row["client_id"],
+        tuple(row["grant_types"]),
+        row["origin"],
+        tuple(row["allowed_resources"]),
+        tuple(row["allowed_scopes"]),
+    )
+    return GrantInUse(
+        user_id=user_id,
+        client=client,
+        resource=row["resource"],
+        grant=GrantStanding(row["id"], row["revoked_at"] is not None, row["expires_at"]),
+        user=None if user_id is None else user_standing(row, user_id),
+        consent=consent_standing(row),
+        token_revoked=bool(row["token_revoked"]),
+    )

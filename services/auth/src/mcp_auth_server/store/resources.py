@@ -14,11 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mcp_auth_server.db.models import Resource
-from mcp_auth_server.oauth.errors import invalid_target
 from mcp_auth_server.oauth.rfc8707_resource_indicators import InvalidResource, canonical_resource
+from mcp_auth_server.oauth.scopes import OFFLINE_ACCESS
 from mcp_auth_server.settings import ResourceConfig
 
-OFFLINE_ACCESS = "offline_access"
+
+class UnknownResource(Exception):
+    """The value names no registered resource, or is not a valid resource indicator at all."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class RegisteredResource:
     name: str
     scopes: tuple[str, ...]
     default_scopes: tuple[str, ...]
+    # The scope that lets this server obtain the user's upstream token by exchange; None: it may not.
+    upstream_token_scope: str | None = None
 
 
 def registered(config: ResourceConfig) -> RegisteredResource:
@@ -36,6 +40,7 @@ def registered(config: ResourceConfig) -> RegisteredResource:
         name=config.name or resource,
         scopes=tuple(config.scopes),
         default_scopes=tuple(config.default_scopes or config.scopes),
+        upstream_token_scope=config.upstream_token_scope,
     )
 
 
@@ -43,7 +48,11 @@ def merged(rows: Sequence[Resource], configured: list[RegisteredResource]) -> di
     """Resources added with the CLI, overridden by those configured in AUTH_RESOURCES."""
     by_resource = {
         row.resource: RegisteredResource(
-            row.resource, row.name or row.resource, tuple(row.scopes), tuple(row.default_scopes or row.scopes)
+            row.resource,
+            row.name or row.resource,
+            tuple(row.scopes),
+            tuple(row.default_scopes or row.scopes),
+            row.upstream_token_scope,
         )
         for row in rows
     }
@@ -82,13 +91,17 @@ class ResourceRegistry:
         scopes = {scope for r in self._by_resource.values() for scope in r.scopes}
         return [*sorted(scopes), OFFLINE_ACCESS]
 
-    def lookup(self, value: str) -> RegisteredResource:
-        """The registered resource named by a client's `resource` value (RFC 8707 §2), or invalid_target."""
+    def get(self, resource: str) -> RegisteredResource | None:
+        """The resource registered under exactly this canonical URL (a token's `aud`, a grant's resource)."""
+        return self._by_resource.get(resource)
+
+    def find(self, value: str) -> RegisteredResource:
+        """The registered resource a client's `resource` value names (RFC 8707 §2), or UnknownResource."""
         try:
             canonical = canonical_resource(value)
         except InvalidResource as exc:
-            raise invalid_target(str(exc)) from None
+            raise UnknownResource(str(exc)) from None
         found = self._by_resource.get(canonical)
         if found is None:
-            raise invalid_target(f"unknown resource {value!r}")
+            raise UnknownResource(f"unknown resource {value!r}")
         return found

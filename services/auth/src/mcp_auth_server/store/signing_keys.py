@@ -9,7 +9,6 @@ A key's life (all in the database, so every replica agrees):
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +16,7 @@ import jwt
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from mcp_auth_server import clock
 from mcp_auth_server.crypto.secret_box import DecryptionError, SecretBox
 from mcp_auth_server.crypto.signing_keys import PrivateKey, generate_key, open_private_key, seal_private_key
 from mcp_auth_server.db.models import SigningKey
@@ -61,7 +61,7 @@ class KeyRing:
         self.loaded = False
 
     async def load(self) -> None:
-        now = int(time.time())
+        now = clock.now()
         async with self._sessions() as session:
             keys = (await session.scalars(select(SigningKey))).all()
         published, signers = [], []
@@ -89,7 +89,7 @@ class KeyRing:
 
     def signer(self) -> LoadedKey:
         """The newest key whose activation time has come."""
-        now = int(time.time())
+        now = clock.now()
         active = [key for key in self._signers if key.activates_at <= now]
         if not active:
             raise RuntimeError("no active signing key: run `mcp-auth keys rotate`")
@@ -118,7 +118,7 @@ async def ensure_signing_key(session: AsyncSession, box: SecretBox, algorithm: s
 async def add_key(session: AsyncSession, box: SecretBox, algorithm: str, activation_delay: int) -> SigningKey:
     """Publish a new key now; it signs after `activation_delay`, when the keys it replaces stop."""
     await lock_signing_keys(session)
-    now = int(time.time())
+    now = clock.now()
     generated = generate_key(algorithm)
     key = SigningKey(
         kid=generated.kid,

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mcp_auth_server.clock import now
 from mcp_auth_server.crypto.secret_box import DecryptionError, SecretBox
 from mcp_auth_server.db.models import UpstreamIdentity, User
+from mcp_auth_server.store.standings import UserStanding
 from mcp_auth_server.upstreams.base import Identity, UpstreamTokens
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,26 @@ async def identity_of(session: AsyncSession, user_id: str, provider: str) -> Ups
             UpstreamIdentity.user_id == user_id, UpstreamIdentity.provider == provider
         )
     )
+
+
+def standing_of(user: User, linked: UpstreamIdentity | None) -> UserStanding:
+    """The user as the credential policy reads them: disabled or not, and their identity upstream."""
+    return UserStanding(
+        user.id,
+        user.disabled_at is not None,
+        None if linked is None else linked.id,
+        None if linked is None else linked.checked_at,
+    )
+
+
+async def user_standing_of(session: AsyncSession, user: User, provider: str) -> UserStanding:
+    return standing_of(user, await identity_of(session, user.id, provider))
+
+
+def upstream_token_dead(linked: UpstreamIdentity) -> bool:
+    """The stored upstream token has expired and there is no refresh token to renew it."""
+    expires_at = linked.access_token_expires_at
+    return linked.refresh_token_encrypted is None and expires_at is not None and expires_at <= now()
 
 
 # The user columns the access token's profile claims come from (public_profile).

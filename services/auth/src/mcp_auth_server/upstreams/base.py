@@ -9,10 +9,9 @@ an `Identity` (`handle_callback`), and decides whether that identity may use the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
-
-from starlette.requests import Request
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,9 @@ class Connector(Protocol):
         """Where to send the browser; UpstreamUnavailable if the provider cannot be discovered."""
         ...
 
-    async def handle_callback(self, http_request: Request, request: UpstreamRequest) -> Identity: ...
+    async def handle_callback(self, params: Mapping[str, str], request: UpstreamRequest) -> Identity:
+        """The identity the provider's answer names; `params`: the callback's query (or form) parameters."""
+        ...
 
     async def check_access(self, identity: Identity) -> None:
         """Raise AccessDenied if the allow-lists refuse it, UpstreamRejected if its token is dead."""

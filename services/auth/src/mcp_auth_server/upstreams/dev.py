@@ -7,9 +7,8 @@ consent, state and session machinery as GitHub. Settings refuse it on a non-loop
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from urllib.parse import urlencode
-
-from starlette.requests import Request
 
 from mcp_auth_server.upstreams.base import Identity, UpstreamRejected, UpstreamRequest, UpstreamTokens
 
@@ -26,9 +25,8 @@ class DevConnector:
     async def login_url(self, request: UpstreamRequest) -> str:
         return f"{self._issuer}/upstream/dev/login?{urlencode({'state': request.state})}"
 
-    async def handle_callback(self, http_request: Request, request: UpstreamRequest) -> Identity:
-        form = await http_request.form()
-        username = str(form.get("username", "")).strip()
+    async def handle_callback(self, params: Mapping[str, str], request: UpstreamRequest) -> Identity:
+        username = params.get("username", "").strip()
         if not USERNAME.match(username):
             raise UpstreamRejected("a username of letters, digits, '.', '_' or '-' is required")
         return Identity(

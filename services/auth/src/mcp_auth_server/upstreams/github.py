@@ -7,11 +7,11 @@ AUTH_ALLOWED_ORGS, or to one of AUTH_ALLOWED_TEAMS (`org/team`); empty lists adm
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-from starlette.requests import Request
 
 from mcp_auth_server.oauth.rfc7636_pkce import s256_challenge
 from mcp_auth_server.upstreams.base import (
@@ -22,7 +22,15 @@ from mcp_auth_server.upstreams.base import (
     UpstreamTokens,
     UpstreamUnavailable,
 )
-from mcp_auth_server.upstreams.http import check_authorization_response, request_json, tokens_from
+from mcp_auth_server.upstreams.http import (
+    check_authorization_response,
+    request_json,
+    request_json_pages,
+    tokens_from,
+)
+
+# /user/orgs and /user/teams by 100: 20 pages is 2,000 memberships, far beyond any real account.
+MAX_PAGES = 20
 
 
 class GitHubConnector:
@@ -64,8 +72,8 @@ class GitHubConnector:
         }
         return f"{self._web_url}/login/oauth/authorize?{urlencode(query)}"
 
-    async def handle_callback(self, http_request: Request, request: UpstreamRequest) -> Identity:
-        code = check_authorization_response(http_request.query_params, "GitHub")
+    async def handle_callback(self, params: Mapping[str, str], request: UpstreamRequest) -> Identity:
+        code = check_authorization_response(params, "GitHub")
         tokens = await self._exchange_code(code, request)
         user = await self._api_get("/user", tokens.access_token)
         if not isinstance(user, dict) or not isinstance(user.get("id"), int):
@@ -94,11 +102,11 @@ class GitHubConnector:
         if login in self._allowed_users:
             return
         if self._allowed_orgs:
-            orgs = await self._api_get("/user/orgs", token)
+            orgs = await self._api_list("/user/orgs", token)
             if any(str(org.get("login", "")).lower() in self._allowed_orgs for org in _objects(orgs)):
                 return
         if self._allowed_teams:
-            teams = await self._api_get("/user/teams", token)
+            teams = await self._api_list("/user/teams", token)
             for team in _objects(teams):
                 org = team.get("organization") or {}
                 if f"{org.get('login', '')}/{team.get('slug', '')}".lower() in self._allowed_teams:
@@ -131,14 +139,24 @@ class GitHubConnector:
         return None
 
     async def _api_get(self, path: str, token: str) -> Any:
-        return await self._call(
-            "GET",
-            f"{self._api_url}{path}",
-            headers={"Authorization": f"Bearer {token}", "X-GitHub-Api-Version": "2022-11-28"},
+        return await self._call("GET", f"{self._api_url}{path}", headers=_api_headers(token))
+
+    async def _api_list(self, path: str, token: str) -> list[Any]:
+        """Every page of a list (GitHub pages by 30 unless asked; a member of many orgs has several)."""
+        return await request_json_pages(
+            self._http,
+            "GitHub",
+            f"{self._api_url}{path}?per_page=100",
+            max_pages=MAX_PAGES,
+            headers=_api_headers(token),
         )
 
     async def _call(self, method: str, url: str, **kwargs: Any) -> Any:
         return await request_json(self._http, "GitHub", method, url, **kwargs)
+
+
+def _api_headers(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "X-GitHub-Api-Version": "2022-11-28"}
 
 
 def _objects(value: Any) -> list[dict[str, Any]]:

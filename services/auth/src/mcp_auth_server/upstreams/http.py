@@ -7,12 +7,12 @@ token, the user declining) is `UpstreamRejected`.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
+from mcp_auth_server.clock import now
 from mcp_auth_server.upstreams.base import UpstreamRejected, UpstreamTokens, UpstreamUnavailable
 
 # RFC 6749 §4.1.2.1: errors an authorization server sends back that mean "try again later".
@@ -21,6 +21,42 @@ _TRANSIENT_AUTHORIZATION_ERRORS = {"server_error", "temporarily_unavailable"}
 
 async def request_json(http: httpx.AsyncClient, provider: str, method: str, url: str, **kwargs: Any) -> Any:
     """The JSON body of a successful answer; any failure raised as a connector exception."""
+    return _json(provider, await _request(http, provider, method, url, **kwargs), url)
+
+
+async def request_json_pages(
+    http: httpx.AsyncClient, provider: str, url: str, *, max_pages: int, **kwargs: Any
+) -> list[Any]:
+    """Every item of a paginated JSON list, following `Link: rel="next"` (RFC 8288) up to `max_pages`.
+
+    Only links on the first URL's own origin are followed: the request carries the user's token, and
+    a `next` link elsewhere would hand it to another host.
+    """
+    origin = httpx.URL(url).copy_with(path="/", query=None, fragment=None)
+    items: list[Any] = []
+    next_url: str | None = url
+    for _ in range(max_pages):
+        if next_url is None:
+            return items
+        response = await _request(http, provider, "GET", next_url, **kwargs)
+        page = _json(provider, response, next_url)
+        if not isinstance(page, list):
+            raise UpstreamUnavailable(f"{provider} returned a malformed list")
+        items += page
+        next_url = response.links.get("next", {}).get("url")
+        if (
+            next_url is not None
+            and httpx.URL(next_url).copy_with(path="/", query=None, fragment=None) != origin
+        ):
+            raise UpstreamUnavailable(f"{provider} pointed the next page at another host")
+    if next_url is not None:
+        raise UpstreamUnavailable(f"{provider} returned more than {max_pages} pages")
+    return items
+
+
+async def _request(
+    http: httpx.AsyncClient, provider: str, method: str, url: str, **kwargs: Any
+) -> httpx.Response:
     headers = {"Accept": "application/json", **kwargs.pop("headers", {})}
     try:
         response = await http.request(method, url, headers=headers, **kwargs)
@@ -32,6 +68,10 @@ async def request_json(http: httpx.AsyncClient, provider: str, method: str, url:
         raise UpstreamUnavailable(f"{provider} answered {response.status_code}")
     if response.status_code >= 400:
         raise UpstreamRejected(_refusal(provider, response, url))
+    return response
+
+
+def _json(provider: str, response: httpx.Response, url: str) -> Any:
     try:
         return response.json()
     except ValueError:
@@ -72,7 +112,7 @@ def tokens_from(body: Any, provider: str, *, previous: UpstreamTokens | None = N
         raise UpstreamRejected(str(body.get("error_description") or body.get("error") or "no access token"))
     expires_in = body.get("expires_in")
     try:
-        expires_at = int(time.time()) + int(expires_in) if expires_in is not None else None
+        expires_at = now() + int(expires_in) if expires_in is not None else None
     except (TypeError, ValueError):
         raise UpstreamUnavailable(f"{provider} returned a malformed expires_in") from None
     refresh_token = body.get("refresh_token")

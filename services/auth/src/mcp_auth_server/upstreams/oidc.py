@@ -8,14 +8,13 @@ token usable by tools and let each refresh of ours ask the provider again whethe
 
 from __future__ import annotations
 
-import time
 from collections.abc import Collection, Mapping
 from typing import Any
 from urllib.parse import quote_plus, urlencode, urlsplit
 
 import httpx
-from starlette.requests import Request
 
+from mcp_auth_server.clock import now
 from mcp_auth_server.oauth.rfc7636_pkce import s256_challenge
 from mcp_auth_server.upstreams.base import Identity, UpstreamRejected, UpstreamRequest, UpstreamTokens
 from mcp_auth_server.upstreams.http import check_authorization_response, request_json, tokens_from
@@ -69,8 +68,7 @@ class OidcConnector:
         endpoint = metadata.authorization_endpoint
         return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(query)}"
 
-    async def handle_callback(self, http_request: Request, request: UpstreamRequest) -> Identity:
-        params = http_request.query_params
+    async def handle_callback(self, params: Mapping[str, str], request: UpstreamRequest) -> Identity:
         # RFC 9207 §2.4: a provider that says who it is must be the one we sent the browser to.
         if "iss" in params and params["iss"] not in self._issuers:
             raise UpstreamRejected("the answer came from another identity provider than the one asked")
@@ -109,7 +107,7 @@ class OidcConnector:
         tokens = identity.tokens
         if tokens is None:
             raise UpstreamRejected(f"no {self.display_name} token is stored for this user")
-        if tokens.expires_at is not None and tokens.expires_at <= time.time():
+        if tokens.expires_at is not None and tokens.expires_at <= now():
             raise UpstreamRejected(
                 f"the {self.display_name} token has expired and there is no refresh token; sign in again"
             )

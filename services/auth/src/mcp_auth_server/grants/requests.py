@@ -1,0 +1,48 @@
+"""The token endpoint's requests, one typed model per grant type (RFC 6749 §4.1.3, §4.4.2, §6; RFC 8693 §2.1).
+
+Parsing and the "is required" errors live here, in the types, not in `if` chains inside the grants.
+`resource` (RFC 8707) is the one parameter that may repeat; every other one appears at most once.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Required = Field(min_length=1)
+
+
+class GrantRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    resource: list[str] = []
+
+
+class AuthorizationCodeRequest(GrantRequest):
+    grant_type: Literal["authorization_code"]
+    code: str = Required
+    code_verifier: str = Required  # PKCE is mandatory (OAuth 2.1 §4.1.3)
+    redirect_uri: str = ""
+
+
+class RefreshTokenRequest(GrantRequest):
+    grant_type: Literal["refresh_token"]
+    refresh_token: str = Required
+    scope: str | None = None
+
+
+class ClientCredentialsRequest(GrantRequest):
+    grant_type: Literal["client_credentials"]
+    scope: str | None = None
+
+
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+
+
+class TokenExchangeRequest(GrantRequest):
+    grant_type: Literal["urn:ietf:params:oauth:grant-type:token-exchange"]
+    subject_token: str = Required
+    subject_token_type: str = Required
+    requested_token_type: str | None = None
+    audience: str | None = None

@@ -1,0 +1,74 @@
+"""Is a user still admitted by the upstream? Asked again at most every AUTH_UPSTREAM_RECHECK_SECONDS.
+
+The upstream's allow-lists (an org, a team, a domain) change without telling us. Every credential path
+asks here before it issues or honours anything, so someone removed upstream loses access at the next
+use of any credential — refresh, a silent /authorize, an exchange, introspection — not just at refresh.
+A refused user is deprovisioned on the spot: their grants end, their browser sessions end and their
+consents are forgotten, so MCP clients cannot quietly re-authorize them.
+
+One answer per user and request: a page listing several grants asks the upstream once.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mcp_auth_server.clock import now
+from mcp_auth_server.db.models import UpstreamIdentity
+from mcp_auth_server.grants.upstream_refresh import fresh_upstream_tokens
+from mcp_auth_server.oauth.errors import temporarily_unavailable
+from mcp_auth_server.policy.credentials import CredentialPolicy, CredentialRefused, Refusal
+from mcp_auth_server.runtime import Runtime
+from mcp_auth_server.store.revocation import deprovision
+from mcp_auth_server.store.standings import UserStanding
+from mcp_auth_server.upstreams.base import AccessDenied, Identity, UpstreamRejected, UpstreamUnavailable
+
+
+class UpstreamAdmission:
+    def __init__(self, runtime: Runtime, session: AsyncSession) -> None:
+        self._runtime = runtime
+        self._session = session
+        self._admitted: set[str] = set()
+
+    async def still_admitted(self, user: UserStanding) -> None:
+        if user.id in self._admitted:
+            return
+        if user.identity_id is None:
+            # Signed in through an upstream that is no longer configured: nobody can vouch for them now.
+            await self._refuse(user.id, f"no identity at the {self._runtime.upstream.name} upstream")
+        fresh = user.checked_at is not None and now() - user.checked_at < self._recheck_seconds
+        if not fresh:
+            await self._ask_upstream(user)
+        self._admitted.add(user.id)
+
+    @property
+    def _recheck_seconds(self) -> int:
+        return self._runtime.settings.auth_upstream_recheck_seconds
+
+    async def _ask_upstream(self, user: UserStanding) -> None:
+        runtime, session = self._runtime, self._session
+        linked = await session.get(UpstreamIdentity, user.identity_id)
+        if linked is None:
+            await self._refuse(user.id, "their upstream identity is gone")
+            return
+        try:
+            tokens = await fresh_upstream_tokens(runtime, session, linked)
+            identity = Identity(provider=linked.provider, subject=linked.subject, tokens=tokens)
+            await runtime.upstream.check_access(identity)
+        except (AccessDenied, UpstreamRejected) as exc:
+            await self._refuse(user.id, str(exc))
+        except UpstreamUnavailable as exc:
+            name = runtime.upstream.display_name
+            raise temporarily_unavailable(
+                f"{name} is unavailable to confirm the user's access: {exc}"
+            ) from None
+        linked.checked_at = now()
+
+    async def _refuse(self, user_id: str, reason: str) -> None:
+        await deprovision(self._session, user_id, "upstream_access_lost", reason=reason)
+        raise CredentialRefused(Refusal.USER_NOT_ADMITTED, reason, persist=True)
+
+
+def request_policy(runtime: Runtime, session: AsyncSession) -> CredentialPolicy:
+    """The credential policy for one request: its upstream answers are remembered for that request only."""
+    return CredentialPolicy(runtime.resources, UpstreamAdmission(runtime, session))
