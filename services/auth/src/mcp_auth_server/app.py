@@ -80,7 +80,7 @@ def upstream_timeout(seconds: float) -> httpx.Timeout:
 def create_app(settings: AuthSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await _start(settings)
+        runtime = await build_runtime(settings)
         app.state.runtime = runtime
         reloader = asyncio.create_task(_reload_periodically(runtime))
         housekeeper = asyncio.create_task(prune_periodically(runtime.engine, settings))
@@ -120,7 +120,8 @@ def create_app(settings: AuthSettings) -> FastAPI:
     return app
 
 
-async def _start(settings: AuthSettings) -> Runtime:
+async def build_runtime(settings: AuthSettings) -> Runtime:
+    """Everything request handlers share, from the settings: the database (migrated), keys, upstream."""
     engine = create_engine(settings.database_url)
     await ensure_migrated(settings.database_url)
     sessions = create_session_factory(engine)

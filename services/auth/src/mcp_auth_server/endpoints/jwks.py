@@ -6,9 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from mcp_auth_server.endpoints.dependencies import RuntimeDep
-
-# Resource servers refresh within this; key rotation waits longer than this before signing.
-JWKS_MAX_AGE = 300
+from mcp_auth_server.store.signing_keys import JWKS_MAX_AGE
 
 router = APIRouter()
 

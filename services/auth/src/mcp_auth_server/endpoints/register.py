@@ -28,7 +28,7 @@ MAX_BODY = 16 * 1024
 @router.post("/register", status_code=201, summary="Dynamic client registration (RFC 7591)")
 async def register(request: Request, runtime: RuntimeDep) -> JSONResponse:
     runtime.rate_limits.check(runtime.rate_limits.register, client_ip(request))
-    check_may_register(runtime.settings, request)
+    check_may_register(runtime.settings, request.headers.get("authorization"))
     if not declared_size_fits(request, MAX_BODY):
         raise OAuthError("invalid_client_metadata", "the registration request is too large")
     body = await request.body()

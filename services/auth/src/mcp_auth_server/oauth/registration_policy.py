@@ -11,8 +11,6 @@ from __future__ import annotations
 import hmac
 import re
 
-from starlette.requests import Request
-
 from mcp_auth_server.oauth.errors import OAuthError
 from mcp_auth_server.oauth.rfc8252_redirect_uris import is_loopback_redirect
 from mcp_auth_server.settings import AuthSettings
@@ -20,13 +18,14 @@ from mcp_auth_server.settings import AuthSettings
 LOOPBACK = "loopback"
 
 
-def check_may_register(settings: AuthSettings, request: Request) -> None:
+def check_may_register(settings: AuthSettings, authorization: str | None) -> None:
+    """`authorization`: the request's Authorization header, which carries the initial access token."""
     if not settings.auth_registration_enabled:
         raise OAuthError("access_denied", "dynamic client registration is disabled on this server", 403)
     expected = settings.auth_registration_token
     if expected is None:
         return
-    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    scheme, _, presented = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(
         presented.strip().encode(), expected.get_secret_value().encode()
     ):

@@ -110,7 +110,11 @@ class Family:
         use (a lost response, two egress addresses refreshing at once); None when it is a reuse."""
         if self.rotated_at is None:
             return ROTATE_FAMILY
-        in_grace = self.generation == self.newest - 1 and moment - self.rotated_at <= grace_seconds
+        in_grace = (
+            self.generation == self.newest - 1
+            and grace_seconds > 0
+            and moment - self.rotated_at <= grace_seconds
+        )
         return USE_GRACE if in_grace and not self.grace_used else None
 
 

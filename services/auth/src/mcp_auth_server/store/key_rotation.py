@@ -23,8 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mcp_auth_server.clock import now
 from mcp_auth_server.crypto.secret_box import SecretBox
 from mcp_auth_server.db.models import SigningKey
-from mcp_auth_server.endpoints.jwks import JWKS_MAX_AGE
-from mcp_auth_server.store.signing_keys import add_key, lock_signing_keys
+from mcp_auth_server.store.signing_keys import JWKS_MAX_AGE, add_key, lock_signing_keys
 
 if TYPE_CHECKING:
     from mcp_auth_server.runtime import Runtime

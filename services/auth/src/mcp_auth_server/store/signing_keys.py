@@ -21,6 +21,9 @@ from mcp_auth_server.crypto.secret_box import DecryptionError, SecretBox
 from mcp_auth_server.crypto.signing_keys import PrivateKey, generate_key, open_private_key, seal_private_key
 from mcp_auth_server.db.models import SigningKey
 
+# How long resource servers may cache the JWKS (its Cache-Control max-age); a rotated key waits longer
+# than this before it signs (store/key_rotation.py).
+JWKS_MAX_AGE = 300
 # Any constant unique among the service's advisory locks (db/migrate.py holds another).
 SIGNING_KEYS_LOCK_ID = 0x6D63_706B_6579_726F
 
