@@ -14,10 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mcp_auth_server.app import create_app
 from mcp_auth_server.clock import now
 from mcp_auth_server.db.models import SigningKey
-from mcp_auth_server.endpoints.jwks import JWKS_MAX_AGE
 from mcp_auth_server.settings import AuthSettings
 from mcp_auth_server.store.key_rotation import DAY, activation_delay, rotate_if_due
-from mcp_auth_server.store.signing_keys import KeyRing, ensure_signing_key
+from mcp_auth_server.store.signing_keys import JWKS_MAX_AGE, KeyRing, ensure_signing_key
 
 from .conftest import BOX, key_count
 
