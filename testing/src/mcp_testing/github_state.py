@@ -112,6 +112,9 @@ class AuthorizationCode:
     used: bool = False
 
 
+_PROCESS_IDS = itertools.count(1001)
+
+
 @dataclass
 class GitHubState:
     apps: dict[str, OAuthApp] = field(default_factory=dict)
@@ -126,9 +129,9 @@ class GitHubState:
     timeout_seconds: float = 30.0
     code_lifetime_seconds: float = 600.0  # GitHub's codes expire after ten minutes
     requests: list[LoggedRequest] = field(default_factory=list)
-    _ids: Iterator[int] = field(
-        default_factory=lambda: itertools.count(1001), init=False, repr=False, compare=False
-    )
+    # Shared by every state of the process, as GitHub never hands out an id twice: tests that share a
+    # database must not find one test's user under another test's GitHub id.
+    _ids: Iterator[int] = field(default_factory=lambda: _PROCESS_IDS, init=False, repr=False, compare=False)
 
     def _next_id(self) -> int:
         return next(self._ids)
