@@ -19,7 +19,7 @@ from mcp_auth_server.app import create_app
 from mcp_auth_server.db.engine import create_engine, create_session_factory
 from mcp_auth_server.db.migrate import upgrade
 from mcp_auth_server.db.models import Client, Grant
-from mcp_auth_server.db.statements import Sql, Statement, _together
+from mcp_auth_server.db.statements import Sql, Statement, _together, columns, insert_into
 from mcp_auth_server.settings import AuthSettings
 from mcp_auth_server.store.clients import create_client, get_client, read_client
 
@@ -176,3 +176,13 @@ async def test_a_session_keeps_its_sql_only_while_it_keeps_its_connection(databa
             assert await Sql.of(session) is not second
     finally:
         await engine.dispose()
+
+
+def test_a_column_the_models_do_not_have_fails_when_the_statement_is_built() -> None:
+    """Hand-written statements take their column lists from the models: drift fails at import."""
+    assert columns(Grant, "id", "resource", alias="g") == "g.id, g.resource"
+    assert columns(Grant, alias="g", newest="generation") == "g.generation AS newest"
+    with pytest.raises(ValueError, match="grants has no column audience"):
+        columns(Grant, "audience")
+    with pytest.raises(ValueError, match="grants has no column revoked"):
+        insert_into(Grant, revoked=":revoked")

@@ -10,6 +10,9 @@ SQLAlchemy, which begins that transaction); on SQLite (`make dev`) through SQLAl
 
 JSON columns travel as text: list and dict parameters are encoded here, and the columns a
 statement names in `json_columns` are decoded from its rows.
+
+Column lists come from the models (`columns`, `insert_into`, `json_columns_of`): each name is checked
+against the model when the module is imported, so a renamed column fails at start-up, not mid-request.
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
-from sqlalchemy import TextClause, text
+from sqlalchemy import JSON, Table, TextClause, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from mcp_auth_server.db.models import Base
 
 _PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
 # SQLSTATEs meaning "the database is not there right now" (PostgreSQL manual, Appendix A): class 08
@@ -146,3 +151,40 @@ def _together(statements: tuple[Statement, ...]) -> Statement:
 
 def _encode(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, list | Mapping) else value
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+def _checked(model: type[Base], names: tuple[str, ...]) -> tuple[str, ...]:
+    table = _table(model)
+    chosen = names or tuple(column.name for column in table.columns)
+    unknown = [name for name in chosen if name not in table.columns]
+    if unknown:
+        raise ValueError(f"{table.name} has no column {', '.join(unknown)}")
+    return chosen
+
+
+def columns(model: type[Base], *names: str, alias: str = "", **renamed: str) -> str:
+    """A select list of `model`'s columns (all of them, or `names`), prefixed with the table's `alias`;
+    `renamed` selects columns under another name (`identity_id="id"`: `ui.id AS identity_id`)."""
+    prefix = f"{alias}." if alias else ""
+    listed = [f"{prefix}{name}" for name in _checked(model, names)] if names or not renamed else []
+    if renamed:
+        originals = _checked(model, tuple(renamed.values()))
+        listed += [f"{prefix}{name} AS {new}" for new, name in zip(renamed, originals, strict=True)]
+    return ", ".join(listed)
+
+
+def insert_into(model: type[Base], **values: str) -> str:
+    """`INSERT INTO <table> (<columns>) VALUES (<expressions>)`; `values` maps each column to its SQL."""
+    names = _checked(model, tuple(values))
+    table = _table(model).name
+    return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(values[name] for name in names)})"
+
+
+def json_columns_of(model: type[Base], *names: str) -> frozenset[str]:
+    """The JSON-typed ones among `model`'s columns (all of them, or `names`)."""
+    table = _table(model)
+    return frozenset(name for name in _checked(model, names) if isinstance(table.columns[name].type, JSON))

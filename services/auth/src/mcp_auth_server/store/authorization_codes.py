@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_auth_server.clock import now
 from mcp_auth_server.crypto.opaque_tokens import hash_secret, new_secret
-from mcp_auth_server.db.models import AuthorizationCode
-from mcp_auth_server.db.statements import Sql, Statement
+from mcp_auth_server.db.models import AuthorizationCode, Consent, UpstreamIdentity, User
+from mcp_auth_server.db.statements import Sql, Statement, columns, json_columns_of
 from mcp_auth_server.store.standings import (
     STANDING_COLUMNS,
     ConsentStanding,
@@ -95,22 +95,33 @@ _CONSENT = (
     "FROM consents c WHERE c.user_id = authorization_codes.user_id"
     " AND c.client_id = authorization_codes.client_id AND c.resource = authorization_codes.resource"
 )
-_RETURNED_ALONG = ", ".join(
-    [f"(SELECT {column} {_USER}) AS {column}" for column in (*PROFILE_COLUMNS, "disabled_at")]
-    + [
-        f"(SELECT ui.{column} {_IDENTITY}) AS {alias}"
-        for column, alias in (("id", "identity_id"), ("checked_at",) * 2)
-    ]
-    + [f"(SELECT c.{column} {_CONSENT}) AS consent_{column}" for column in ("scopes", "expires_at")]
+_REDEEMED = (
+    "client_id",
+    "user_id",
+    "redirect_uri",
+    "code_challenge",
+    "resource",
+    "scopes",
+    "auth_time",
+    "expires_at",
 )
-# Column names are ours, every value is a parameter:
+_RETURNED_ALONG = ", ".join(
+    [f"(SELECT {columns(User, name)} {_USER}) AS {name}" for name in (*PROFILE_COLUMNS, "disabled_at")]
+    + [
+        f"(SELECT {columns(UpstreamIdentity, column, alias='ui')} {_IDENTITY}) AS {name}"
+        for name, column in (("identity_id", "id"), ("checked_at", "checked_at"))
+    ]
+    + [
+        f"(SELECT {columns(Consent, name, alias='c')} {_CONSENT}) AS consent_{name}"
+        for name in ("scopes", "expires_at")
+    ]
+)
 REDEEM = Statement(
-    "UPDATE authorization_codes SET redeemed_at = :moment, grant_id = :grant_id,"  # noqa: S608
+    "UPDATE authorization_codes SET redeemed_at = :moment, grant_id = :grant_id,"
     " access_token_jti = :access_token_jti, access_token_expires_at = :access_token_expires_at"
     " WHERE code_hash = :code_hash AND redeemed_at IS NULL"
-    " RETURNING client_id, user_id, redirect_uri, code_challenge, resource, scopes, auth_time, expires_at, "
-    + _RETURNED_ALONG,
-    json_columns=frozenset({"scopes", "consent_scopes"}),
+    f" RETURNING {columns(AuthorizationCode, *_REDEEMED)}, {_RETURNED_ALONG}",
+    json_columns=json_columns_of(AuthorizationCode, *_REDEEMED) | {"consent_scopes"},
 )
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mcp_auth_server.clock import now
 from mcp_auth_server.crypto.opaque_tokens import hash_secret, new_secret
 from mcp_auth_server.db.models import Client
-from mcp_auth_server.db.statements import Sql, Statement
+from mcp_auth_server.db.statements import Sql, Statement, columns, json_columns_of
 
 PUBLIC = "none"
 
@@ -78,10 +78,8 @@ async def get_client(session: AsyncSession, client_id: str) -> Client | None:
 
 
 READ_CLIENT = Statement(
-    "SELECT * FROM clients WHERE client_id = :client_id",
-    json_columns=frozenset(
-        {"redirect_uris", "grant_types", "allowed_resources", "allowed_scopes", "metadata_document"}
-    ),
+    f"SELECT {columns(Client)} FROM clients WHERE client_id = :client_id",
+    json_columns=json_columns_of(Client),
     outside_transaction=True,
 )
 

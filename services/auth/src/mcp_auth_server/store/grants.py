@@ -15,9 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_auth_server.clock import now
 from mcp_auth_server.crypto.opaque_tokens import hash_secret, new_secret
-from mcp_auth_server.db.models import Grant
-from mcp_auth_server.db.statements import Sql, Statement
+from mcp_auth_server.db.models import Client, Grant, RefreshToken, User
+from mcp_auth_server.db.statements import Sql, Statement, columns, insert_into, json_columns_of
 from mcp_auth_server.store.standings import (
+    STANDING_JOINS,
+    STANDING_SELECT,
     ClientStanding,
     ConsentStanding,
     GrantStanding,
@@ -28,13 +30,22 @@ from mcp_auth_server.store.standings import (
 from mcp_auth_server.store.users import PROFILE_COLUMNS
 
 ADD_GRANT = Statement(
-    "INSERT INTO grants (id, user_id, client_id, resource, scopes, auth_time, created_at, expires_at,"
-    " last_used_at, generation) VALUES (:id, :user_id, :client_id, :resource, :scopes, :auth_time,"
-    " :moment, :expires_at, :moment, :generation)"
+    insert_into(
+        Grant,
+        **{name: f":{name}" for name in ("id", "user_id", "client_id", "resource", "scopes", "auth_time")},
+        created_at=":moment",
+        expires_at=":expires_at",
+        last_used_at=":moment",
+        generation=":generation",
+    )
 )
 ADD_REFRESH_TOKEN = Statement(
-    "INSERT INTO refresh_tokens (token_hash, grant_id, generation, scopes, created_at, grace_used)"
-    " VALUES (:token_hash, :grant_id, :generation, :scopes, :moment, false)"
+    insert_into(
+        RefreshToken,
+        **{name: f":{name}" for name in ("token_hash", "grant_id", "generation", "scopes")},
+        created_at=":moment",
+        grace_used="false",
+    )
 )
 
 
@@ -123,15 +134,27 @@ class Family:
 # them. The family's newest generation is on the locked grant row for that reason. The user's
 # public profile (PROFILE_COLUMNS), their standing at the configured upstream and their consent for
 # this client and resource come along, unlocked: one round trip for everything a refresh reads.
+_FAMILY_READ = ", ".join(
+    [
+        columns(RefreshToken, "generation", "rotated_at", "grace_used", "scopes", alias="rt"),
+        columns(
+            Grant,
+            "id",
+            "user_id",
+            "client_id",
+            "resource",
+            "auth_time",
+            "expires_at",
+            "revoked_at",
+            alias="g",
+        ),
+        columns(Grant, alias="g", newest="generation"),
+        columns(User, *PROFILE_COLUMNS, alias="u"),
+        STANDING_SELECT,
+    ]
+)
 READ_FAMILY = Statement(
-    "SELECT rt.generation, rt.rotated_at, rt.grace_used, rt.scopes, g.id, g.user_id, g.client_id,"
-    " g.resource, g.auth_time, g.expires_at, g.revoked_at, g.generation AS newest,"
-    " u.login, u.name, u.email, u.avatar_url, u.disabled_at, ui.id AS identity_id, ui.checked_at,"
-    " c.scopes AS consent_scopes, c.expires_at AS consent_expires_at"
-    " FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id"
-    " LEFT JOIN users u ON u.id = g.user_id"
-    " LEFT JOIN upstream_identities ui ON ui.user_id = u.id AND ui.provider = :provider"
-    " LEFT JOIN consents c ON c.user_id = g.user_id AND c.client_id = g.client_id AND c.resource = g.resource"
+    f"SELECT {_FAMILY_READ} FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id{STANDING_JOINS}"
     " WHERE rt.token_hash = :token_hash",
     json_columns=frozenset({"scopes", "consent_scopes"}),
     lock="FOR UPDATE OF rt, g",
@@ -206,18 +229,20 @@ class GrantInUse:
     token_revoked: bool  # the access token's own jti was revoked (RFC 7009)
 
 
+_CLIENT_STANDING = ("grant_types", "origin", "allowed_resources", "allowed_scopes")
+_IN_USE_READ = ", ".join(
+    [
+        columns(Grant, "id", "user_id", "client_id", "resource", "expires_at", "revoked_at", alias="g"),
+        columns(Client, *_CLIENT_STANDING, alias="cl"),
+        STANDING_SELECT,
+    ]
+)
 READ_GRANT_IN_USE = Statement(
-    "SELECT g.id, g.user_id, g.client_id, g.resource, g.expires_at, g.revoked_at,"
-    " cl.grant_types, cl.origin, cl.allowed_resources, cl.allowed_scopes,"
-    " u.disabled_at, ui.id AS identity_id, ui.checked_at,"
-    " c.scopes AS consent_scopes, c.expires_at AS consent_expires_at,"
+    f"SELECT {_IN_USE_READ},"
     " EXISTS (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = :jti) AS token_revoked"
-    " FROM grants g JOIN clients cl ON cl.client_id = g.client_id"
-    " LEFT JOIN users u ON u.id = g.user_id"
-    " LEFT JOIN upstream_identities ui ON ui.user_id = u.id AND ui.provider = :provider"
-    " LEFT JOIN consents c ON c.user_id = g.user_id AND c.client_id = g.client_id AND c.resource = g.resource"
+    f" FROM grants g JOIN clients cl ON cl.client_id = g.client_id{STANDING_JOINS}"
     " WHERE g.id = :grant_id",
-    json_columns=frozenset({"grant_types", "allowed_resources", "allowed_scopes", "consent_scopes"}),
+    json_columns=json_columns_of(Client, *_CLIENT_STANDING) | {"consent_scopes"},
 )
 
 

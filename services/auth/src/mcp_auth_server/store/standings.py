@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mcp_auth_server.db.models import Client
+from mcp_auth_server.db.models import Client, Consent, UpstreamIdentity, User
+from mcp_auth_server.db.statements import columns
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,19 @@ def client_standing(client: Client) -> ClientStanding:
 
 # The columns a read selects (under these names) to build a user's and their consent's standing.
 STANDING_COLUMNS = ("disabled_at", "identity_id", "checked_at", "consent_scopes", "consent_expires_at")
+# The same, read with a grant aliased `g`: its user `u`, their identity at :provider `ui`, the consent `c`.
+STANDING_SELECT = ", ".join(
+    [
+        columns(User, "disabled_at", alias="u"),
+        columns(UpstreamIdentity, "checked_at", alias="ui", identity_id="id"),
+        columns(Consent, alias="c", consent_scopes="scopes", consent_expires_at="expires_at"),
+    ]
+)
+STANDING_JOINS = (
+    " LEFT JOIN users u ON u.id = g.user_id"
+    " LEFT JOIN upstream_identities ui ON ui.user_id = u.id AND ui.provider = :provider"
+    " LEFT JOIN consents c ON c.user_id = g.user_id AND c.client_id = g.client_id AND c.resource = g.resource"
+)
 
 
 def user_standing(row: dict[str, Any], user_id: str) -> UserStanding:
