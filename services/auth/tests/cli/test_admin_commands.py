@@ -117,6 +117,11 @@ def test_machine_and_resource_server_clients_print_json_for_scripts(migrated_dat
         ),
         (["resources", "add", "http://h/mcp#x", "--scope", "a"], "fragment"),
         (["resources", "add", "http://h/mcp", "--scope", "a", "--default-scope", "b"], "--default-scope"),
+        (
+            ["resources", "add", "http://h/mcp", "--scope", "a", "--upstream-token-scope", "b"],
+            "--upstream-token-scope",
+        ),
+        (["users", "disable", "no-such-user"], "no user no-such-user"),
         (["grants", "revoke", "no-such-grant"], "no grant no-such-grant"),
         (["keys", "retire", "no-such-key"], "no key no-such-key"),
     ],
@@ -145,10 +150,14 @@ def test_resources_add_list_remove(migrated_database: str) -> None:
         "notes:read",
         "--name",
         "Notes",
+        "--upstream-token-scope",
+        "notes:write",
     )
     listing = mcp_auth(migrated_database, "resources", "list")
     row = next(line for line in listing.splitlines() if "tools.example.com" in line)
     assert row.split()[:4] == ["https://tools.example.com/mcp", "cli", "notes:read", "notes:write"]
+    assert "UPSTREAM_TOKEN" in listing.splitlines()[0]
+    assert row.split()[5] == "notes:write"
     mcp_auth(migrated_database, "resources", "remove", "https://tools.example.com/mcp")
     assert "tools.example.com" not in mcp_auth(migrated_database, "resources", "list")
 

@@ -25,6 +25,11 @@ def register(commands: Any) -> None:
     add.add_argument("--scope", action="append", required=True, help="repeatable")
     add.add_argument("--default-scope", action="append", default=[], help="granted when a client asks none")
     add.add_argument("--name")
+    add.add_argument(
+        "--upstream-token-scope",
+        metavar="SCOPE",
+        help="the scope (one of --scope) that lets this server get the user's upstream token by exchange",
+    )
     add.set_defaults(handler=add_resource)
     group.add_parser("list", help="list resource servers (configured and added)").set_defaults(
         handler=list_resources
@@ -43,12 +48,16 @@ async def add_resource(args: argparse.Namespace) -> None:
         raise CommandError("offline_access is not a resource scope; clients add it themselves")
     if not set(args.default_scope) <= set(args.scope):
         raise CommandError("--default-scope values must be among the --scope values")
+    if args.upstream_token_scope is not None and args.upstream_token_scope not in args.scope:
+        raise CommandError("--upstream-token-scope must be one of the --scope values")
     async with command_session() as (_settings, session):
         row = await session.get(Resource, resource) or Resource(resource=resource, created_at=now())
         row.scopes, row.default_scopes, row.name = args.scope, args.default_scope, args.name
+        row.upstream_token_scope = args.upstream_token_scope
         session.add(row)
         await session.commit()
-    print(f"resource {resource}: scopes {' '.join(args.scope)}")
+    exchange = f"; upstream tokens with {args.upstream_token_scope}" if args.upstream_token_scope else ""
+    print(f"resource {resource}: scopes {' '.join(args.scope)}{exchange}")
 
 
 async def list_resources(_args: argparse.Namespace) -> None:
@@ -63,11 +72,12 @@ async def list_resources(_args: argparse.Namespace) -> None:
             "config" if r.resource in from_config else "cli",
             " ".join(r.scopes),
             " ".join(r.default_scopes),
+            r.upstream_token_scope or "-",
             r.name,
         ]
         for r in resources
     ]
-    print(table(rows, ["RESOURCE", "SOURCE", "SCOPES", "DEFAULT", "NAME"]))
+    print(table(rows, ["RESOURCE", "SOURCE", "SCOPES", "DEFAULT", "UPSTREAM_TOKEN", "NAME"]))
 
 
 async def remove_resource(args: argparse.Namespace) -> None:
