@@ -8,6 +8,7 @@ leaves behind, built from the service's own models (column names and order), has
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import time
 import uuid
@@ -21,7 +22,15 @@ from sqlalchemy import JSON
 from sqlalchemy.orm import DeclarativeBase
 
 from mcp_auth_server.crypto.opaque_tokens import hash_secret, new_secret
-from mcp_auth_server.db.models import AuthorizationCode, Client, Grant, RefreshToken, UpstreamIdentity, User
+from mcp_auth_server.db.models import (
+    AuthorizationCode,
+    Client,
+    Consent,
+    Grant,
+    RefreshToken,
+    UpstreamIdentity,
+    User,
+)
 from mcp_auth_server.oauth.rfc7636_pkce import s256_challenge
 
 REDIRECT_URI = "http://127.0.0.1:33418/callback"
@@ -56,7 +65,12 @@ class Population:
     clients: list[str]
 
 
-async def seed_population(connection: asyncpg.Connection, users: int, clients: int) -> Population:
+async def seed_population(
+    connection: asyncpg.Connection, users: int, clients: int, resource: str
+) -> Population:
+    """Users (with their dev identity), public clients, and each user's consent for the client their
+    grants and codes will name (index i pairs user i % users with client i % clients): without the
+    consent the credential policy would refuse every refresh and redemption."""
     now = int(time.time())
     user_ids = [str(uuid.uuid4()) for _ in range(users)]
     client_ids = [new_secret(16) for _ in range(clients)]
@@ -104,6 +118,23 @@ async def seed_population(connection: asyncpg.Connection, users: int, clients: i
                 "created_at": now,
             }
             for c in client_ids
+        ),
+    )
+    pairs = math.lcm(users, clients)
+    await copy_rows(
+        connection,
+        Consent,
+        (
+            {
+                "id": i + 1,  # COPY sends every column: no sequence fills the key
+                "user_id": user_ids[i % users],
+                "client_id": client_ids[i % clients],
+                "resource": resource,
+                "scopes": SCOPES,
+                "created_at": now,
+                "expires_at": now + 90 * DAY,
+            }
+            for i in range(pairs)
         ),
     )
     return Population(user_ids, client_ids)

@@ -52,7 +52,7 @@ async def seed(url: str, grants: int, keep: int) -> Size:
     started = time.monotonic()
     connection = await connect(url)
     try:
-        population = await seed_population(connection, users=1000, clients=100)
+        population = await seed_population(connection, users=1000, clients=100, resource=RESOURCE)
         tokens = await seed_grants(connection, population, RESOURCE, grants, keep=keep)
         await connection.execute("VACUUM ANALYZE")
     finally:

@@ -184,7 +184,7 @@ async def measure(
 async def seed(url: str, options: argparse.Namespace) -> tuple[list[Redeemable], list[Redeemable]]:
     connection = await connect(url)
     try:
-        population = await seed_population(connection, users=1000, clients=100)
+        population = await seed_population(connection, users=1000, clients=100, resource=RESOURCE)
         tokens = await seed_grants(connection, population, RESOURCE, options.seed, keep=options.seed)
         codes = await seed_codes(connection, population, RESOURCE, options.seed, ttl=3600)
         await connection.execute("VACUUM ANALYZE")
