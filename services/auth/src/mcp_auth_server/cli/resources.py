@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import delete, select
 
 from mcp_auth_server.cli.database import command_session, table
 from mcp_auth_server.cli.errors import CommandError
 from mcp_auth_server.clock import now
 from mcp_auth_server.db.models import Resource
-from mcp_auth_server.oauth.rfc8707_resource_indicators import InvalidResource, canonical_resource
-from mcp_auth_server.store.resources import OFFLINE_ACCESS, merged, registered
+from mcp_auth_server.oauth.rfc8707_resource_indicators import canonical_resource
+from mcp_auth_server.settings import ResourceConfig, describe_resource_problem
+from mcp_auth_server.store.resources import merged, registered
 
 
 def register(commands: Any) -> None:
@@ -24,6 +26,20 @@ def register(commands: Any) -> None:
     add.add_argument("--scope", action="append", required=True, help="repeatable")
     add.add_argument("--default-scope", action="append", default=[], help="granted when a client asks none")
     add.add_argument("--name")
+    add.add_argument(
+        "--describe",
+        action="append",
+        default=[],
+        metavar="SCOPE=TEXT",
+        help="what a scope lets the server do, shown on the consent page (repeatable)",
+    )
+    add.add_argument(
+        "--alias",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="another URL of the same server, e.g. its legacy https://tools.example.com/sse (repeatable)",
+    )
     add.set_defaults(handler=add_resource)
     group.add_parser("list", help="list resource servers (configured and added)").set_defaults(
         handler=list_resources
@@ -34,20 +50,33 @@ def register(commands: Any) -> None:
 
 
 async def add_resource(args: argparse.Namespace) -> None:
-    try:
-        resource = canonical_resource(args.resource)
-    except InvalidResource as exc:
-        raise CommandError(f"{args.resource}: {exc}") from None
-    if OFFLINE_ACCESS in args.scope:
-        raise CommandError("offline_access is not a resource scope; clients add it themselves")
-    if not set(args.default_scope) <= set(args.scope):
-        raise CommandError("--default-scope values must be among the --scope values")
+    descriptions: dict[str, str] = {}
+    for described in args.describe:
+        scope, equals, text = described.partition("=")
+        if not equals:
+            raise CommandError(
+                f"--describe {described!r}: write SCOPE=TEXT, e.g. notes:read='read your notes'"
+            )
+        descriptions[scope] = text
+    try:  # exactly the rules of an AUTH_RESOURCES entry
+        config = ResourceConfig(
+            resource=args.resource,
+            scopes=args.scope,
+            default_scopes=args.default_scope or None,
+            name=args.name,
+            scope_descriptions=descriptions,
+            aliases=args.alias,
+        )
+    except ValidationError as exc:
+        raise CommandError(f"{args.resource}: {describe_resource_problem(exc)}") from None
+    resource = config.resource
     async with command_session() as (_settings, session):
         row = await session.get(Resource, resource) or Resource(resource=resource, created_at=now())
-        row.scopes, row.default_scopes, row.name = args.scope, args.default_scope, args.name
+        row.scopes, row.default_scopes, row.name = config.scopes, config.default_scopes or [], config.name
+        row.scope_descriptions, row.aliases = config.scope_descriptions, config.aliases
         session.add(row)
         await session.commit()
-    print(f"resource {resource}: scopes {' '.join(args.scope)}")
+    print(f"resource {resource}: scopes {' '.join(config.scopes)}")
 
 
 async def list_resources(_args: argparse.Namespace) -> None:

@@ -81,6 +81,9 @@ class Resource(Base):
     scopes: Mapped[list[str]] = mapped_column(default=list)
     default_scopes: Mapped[list[str]] = mapped_column(default=list)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # scope -> text for the consent page; other identifiers of the same server (e.g. its /sse URL).
+    scope_descriptions: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    aliases: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
 
 
 class User(Base):

@@ -173,7 +173,9 @@ async def _authorize_verified_client(
         localhost_only=all(is_loopback_redirect(uri) for uri in client.redirect_uris),
         resource=resource.resource,
         resource_name=resource.name,
-        scopes=[{"name": scope, "description": describe(scope)} for scope in scopes],
+        scopes=[
+            {"name": scope, "description": describe(scope, resource.scope_descriptions)} for scope in scopes
+        ],
         user_login=user.login if user else None,
         upstream_name=runtime.upstream.display_name,
         request_id=request_id,

@@ -8,6 +8,7 @@ Revoke button POSTs to /account/apps/revoke with a CSRF token bound to the brows
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
@@ -20,8 +21,10 @@ from mcp_auth_server.endpoints.account_session import (
 )
 from mcp_auth_server.endpoints.dependencies import RuntimeDep, SessionDep
 from mcp_auth_server.endpoints.sign_in import user_of_session
+from mcp_auth_server.oauth.scopes import describe
 from mcp_auth_server.store import audit
 from mcp_auth_server.store.connected_apps import connected_apps, revoke_connection
+from mcp_auth_server.store.resources import RegisteredResource
 from mcp_auth_server.web.cookies import BROWSER
 from mcp_auth_server.web.pages import render
 
@@ -40,7 +43,7 @@ async def connected_apps_page(request: Request, runtime: RuntimeDep, session: Se
             sign_in_url=runtime.url("/account/login"),
             upstream_name=runtime.upstream.display_name,
         )
-    names = {registered.resource: registered.name for registered in runtime.resources.all()}
+    known = {registered.resource: registered for registered in runtime.resources.all()}
     apps = await connected_apps(session, user.id)
     binding, _ = runtime.cookies.browser_binding(request)
     response = render(
@@ -54,8 +57,11 @@ async def connected_apps_page(request: Request, runtime: RuntimeDep, session: Se
                 "resources": [
                     {
                         "resource": r.resource,
-                        "name": names.get(r.resource, r.resource),
-                        "scopes": r.scopes,
+                        "name": known[r.resource].name if r.resource in known else r.resource,
+                        "scopes": [
+                            {"name": scope, "description": describe(scope, _descriptions(known, r.resource))}
+                            for scope in r.scopes
+                        ],
                         "granted": _when(r.granted_at),
                         "last_used": _when(r.last_used_at),
                     }
@@ -91,6 +97,10 @@ async def revoke_app(request: Request, runtime: RuntimeDep, session: SessionDep)
         await session.commit()
     # A session that ended meanwhile lands on the page's sign-in offer; a reload never re-posts.
     return RedirectResponse(runtime.url(ACCOUNT_HOME), status_code=303)
+
+
+def _descriptions(known: dict[str, RegisteredResource], resource: str) -> Mapping[str, str]:
+    return known[resource].scope_descriptions if resource in known else {}
 
 
 def _when(moment: int | None) -> str:

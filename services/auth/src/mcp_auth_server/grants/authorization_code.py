@@ -20,7 +20,7 @@ from mcp_auth_server.grants.responses import token_response
 from mcp_auth_server.oauth.errors import invalid_grant, invalid_request, invalid_target
 from mcp_auth_server.oauth.rfc7636_pkce import verifier_matches
 from mcp_auth_server.oauth.rfc8252_redirect_uris import matches_registered
-from mcp_auth_server.oauth.rfc8707_resource_indicators import InvalidResource, canonical_resource
+from mcp_auth_server.oauth.rfc8707_resource_indicators import InvalidResource
 from mcp_auth_server.oauth.rfc9068_access_tokens import issue_access_token, new_jti
 from mcp_auth_server.runtime import Runtime
 from mcp_auth_server.store import audit
@@ -66,7 +66,7 @@ async def exchange_code(runtime: Runtime, session: AsyncSession, client: Client,
     resources = form.getlist("resource")
     if resources:
         try:
-            named = [canonical_resource(str(value)) for value in resources]
+            named = [runtime.resources.audience(str(value)) for value in resources]  # aliases: /sse
         except InvalidResource as exc:
             raise invalid_target(str(exc)) from None
         if named != [stored.resource]:

@@ -22,7 +22,7 @@ from mcp_auth_server.oauth.errors import (
     invalid_scope,
     invalid_target,
 )
-from mcp_auth_server.oauth.rfc8707_resource_indicators import InvalidResource, canonical_resource
+from mcp_auth_server.oauth.rfc8707_resource_indicators import InvalidResource
 from mcp_auth_server.oauth.rfc9068_access_tokens import issue_access_token
 from mcp_auth_server.oauth.scopes import parse_scope
 from mcp_auth_server.runtime import Runtime
@@ -46,7 +46,7 @@ async def refresh(runtime: Runtime, session: AsyncSession, client: Client, form:
             await session.commit()  # the family's revocation must stick even though this request fails
         raise invalid_grant(str(exc)) from None
     grant = rotation.grant
-    _check_resource(form, grant)
+    _check_resource(runtime, form, grant)
     scopes = parse_scope(str(form.get("scope") or "")) or rotation.scopes
     if not set(scopes) <= set(rotation.scopes):
         raise invalid_scope("a refresh can only narrow the granted scopes")
@@ -69,10 +69,10 @@ async def refresh(runtime: Runtime, session: AsyncSession, client: Client, form:
     return token_response(access, scopes, rotation.refresh_token)
 
 
-def _check_resource(form: FormData, grant: FamilyGrant) -> None:
+def _check_resource(runtime: Runtime, form: FormData, grant: FamilyGrant) -> None:
     for value in form.getlist("resource"):
         try:
-            if canonical_resource(str(value)) != grant.resource:
+            if runtime.resources.audience(str(value)) != grant.resource:  # an alias (/sse) names it too
                 raise invalid_target("resource differs from the one this grant is for")
         except InvalidResource as exc:
             raise invalid_target(str(exc)) from None

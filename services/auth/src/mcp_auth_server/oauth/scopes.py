@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from mcp_auth_server.oauth.errors import invalid_scope
 from mcp_auth_server.store.resources import OFFLINE_ACCESS, RegisteredResource
 
@@ -12,8 +14,9 @@ DESCRIPTIONS = {
 }
 
 
-def describe(scope: str) -> str:
-    return DESCRIPTIONS.get(scope, "access granted by this scope")
+def describe(scope: str, descriptions: Mapping[str, str]) -> str:
+    """The words the consent and connected-apps pages use: the resource's own, else the built-in ones."""
+    return descriptions.get(scope) or DESCRIPTIONS.get(scope, "access granted by this scope")
 
 
 def parse_scope(value: str | None) -> list[str]:
