@@ -10,7 +10,6 @@ FastMCP servers: `protect(fastmcp_server, ...)`, or `mcp_auth_kit.fastmcp_auth.K
 from importlib.metadata import version as _version
 
 from mcp_auth_kit.availability import VerificationUnavailable
-
 from mcp_auth_kit.fastapi_dependencies import ResourceAuth, require_token
 from mcp_auth_kit.guard import BearerGuard
 from mcp_auth_kit.jwks import JWKSCache
