@@ -3,7 +3,10 @@
 Runs on the embedded SQLite database with the `dev` upstream (a sign-in form that takes any
 username, refused off loopback). The MCP services' own confidential clients are declared at each
 start from credentials kept in .data/ (idempotent), so restarts and a wiped database both work.
-Ports: AUTH_ISSUER's (9000) and DEV_MCP_PORTS (9101,9102).
+
+Ports (README, quick start): the auth service listens on AUTH_ISSUER's port (default
+http://127.0.0.1:9000); the MCP services on DEV_MCP_PORTS, comma-separated (default 9101,9102), e.g.
+`make dev AUTH_ISSUER=http://127.0.0.1:9500 DEV_MCP_PORTS=9601,9602`.
 """
 
 from __future__ import annotations
@@ -75,10 +78,21 @@ def wait_ready(urls: list[str], processes: list[subprocess.Popen[bytes]]) -> Non
         raise SystemExit(f"dev: not ready within {READY_TIMEOUT:.0f} s: {', '.join(pending)}")
 
 
+def dev_mcp_ports(value: str) -> list[int]:
+    """DEV_MCP_PORTS: distinct TCP ports, comma-separated; anything else stops `make dev` with one line."""
+    try:
+        ports = [int(part) for part in value.split(",")]
+    except ValueError:
+        ports = []
+    if not ports or len(set(ports)) != len(ports) or not all(0 < port < 65536 for port in ports):
+        sys.exit(f"dev: DEV_MCP_PORTS must be distinct TCP ports, comma-separated (9101,9102); got {value!r}")
+    return ports
+
+
 def main() -> None:
     DATA.mkdir(exist_ok=True)
     issuer = os.environ.get("AUTH_ISSUER", "http://127.0.0.1:9000")
-    mcp_ports = [int(p) for p in os.environ.get("DEV_MCP_PORTS", "9101,9102").split(",")]
+    mcp_ports = dev_mcp_ports(os.environ.get("DEV_MCP_PORTS", "9101,9102"))
     resources = [f"http://127.0.0.1:{port}/mcp" for port in mcp_ports]
     auth_env = {**os.environ, "AUTH_ISSUER": issuer}
     if "AUTH_RESOURCES" not in os.environ:
@@ -90,6 +104,7 @@ def main() -> None:
                     "default_scopes": ["mcp:tools"],
                     "name": f"Example MCP server :{p}",
                     "upstream_token_scope": "github:repos",
+                    "aliases": [f"http://127.0.0.1:{p}/sse"],  # its legacy SSE endpoint, same server
                 }
                 for r, p in zip(resources, mcp_ports, strict=True)
             ]
@@ -140,7 +155,7 @@ def banner(issuer: str, resources: list[str]) -> str:
         f"  auth service    {issuer}   (metadata: {issuer}/.well-known/oauth-authorization-server)",
         *(f"  MCP service     {resource}" for resource in resources),
         "",
-        "Paste an MCP service URL into a client:",
+        "Paste an MCP service URL into a client (legacy SSE clients: …/sse instead of …/mcp):",
         f"  MCP Inspector:  npx @modelcontextprotocol/inspector  ->  Streamable HTTP, URL {resources[0]}",
         f"  Claude Code:    claude mcp add --transport http tools {resources[0]}",
         "Tokens are issued for exactly the URL you paste. Ctrl-C stops everything.",

@@ -38,6 +38,30 @@ MCP_AUTH = str(Path(sys.executable).parent / "mcp-auth")
         ({"auth_upstream": "github"}, "GITHUB_CLIENT_ID: the github upstream needs"),
         ({"auth_resources": "[not json"}, "AUTH_RESOURCES: must be a JSON list of resources"),
         ({"auth_resources": '[{"resource": "http://x/mcp", "scopes": []}]'}, "AUTH_RESOURCES:"),
+        # Issue 14, finding 6: each problem names the entry and the field.
+        (
+            {"auth_resources": '[{"resource": "http://x/mcp"}]'},
+            "AUTH_RESOURCES: entry 0 (http://x/mcp): scopes: missing",
+        ),
+        (
+            {"auth_resources": '[{"resource": "http://x/mcp", "scopes": ["a"], "default_scope": ["a"]}]'},
+            "AUTH_RESOURCES: entry 0 (http://x/mcp): default_scope: not a field of a resource",
+        ),
+        (
+            {
+                "auth_resources": '[{"resource": "http://x/a", "scopes": ["a"]},'
+                ' {"resource": "http://x/b/", "scopes": ["a"]}]'
+            },
+            "AUTH_RESOURCES: entry 1 (http://x/b/): resource: must not end with '/'",
+        ),
+        (
+            {
+                "auth_resources": '[{"resource": "http://x/mcp", "scopes": ["a"], "aliases": ["http://x/sse"]},'
+                ' {"resource": "http://x/sse", "scopes": ["a"]}]'
+            },
+            "AUTH_RESOURCES: entry 1 (http://x/sse): http://x/sse is named by an earlier entry",
+        ),
+        ({"auth_resources": '{"resource": "http://x/mcp"}'}, "AUTH_RESOURCES: must be a JSON list"),
         ({"auth_access_token_ttl": "soon"}, "AUTH_ACCESS_TOKEN_TTL:"),
         ({"auth_upstream": "ldap"}, "AUTH_UPSTREAM:"),
     ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +12,8 @@ import httpx
 import pytest
 
 from mcp_testing.processes import free_port, venv_script
+
+from .auth_standin import AuthStandIn
 
 
 def _run_serve(*arguments: str, **variables: str) -> subprocess.CompletedProcess[str]:
@@ -87,3 +90,19 @@ def _wait_until_healthy(url: str) -> None:
         except httpx.TransportError:
             time.sleep(0.05)
     raise AssertionError(f"{url} never answered")
+
+
+def test_an_issuer_the_auth_service_contradicts_stops_start_up_with_one_line() -> None:
+    """Issue 14 finding 4: MCP_AUTH_ISSUER with a trailing slash started anyway and refused good tokens."""
+    port = free_port()
+    with AuthStandIn() as auth:
+        issuer = auth.issuer
+        completed = _run_serve(MCP_RESOURCE_URL=f"http://127.0.0.1:{port}/mcp", MCP_AUTH_ISSUER=issuer + "/")
+    assert completed.returncode != 0
+    lines = [json.loads(line)["message"] for line in completed.stderr.splitlines()]
+    mismatch = [line for line in lines if line.startswith("issuer mismatch")]
+    assert mismatch == [
+        f"issuer mismatch: configured '{issuer}/', but {issuer}/.well-known/oauth-authorization-server"
+        f" names '{issuer}'; set the issuer to exactly the string the auth service publishes"
+    ]
+    assert "Traceback" not in completed.stderr

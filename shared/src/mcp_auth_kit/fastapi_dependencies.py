@@ -9,6 +9,7 @@ from fastapi import HTTPException, Request
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 
+from mcp_auth_kit.availability import RETRY_AFTER, UNAVAILABLE, VerificationUnavailable
 from mcp_auth_kit.rfc6750_challenges import (
     ErrorCode,
     MultipleTokens,
@@ -18,7 +19,6 @@ from mcp_auth_kit.rfc6750_challenges import (
     validate_scopes,
     www_authenticate,
 )
-from mcp_auth_kit.rfc7662_introspection import RETRY_AFTER, UNAVAILABLE, IntrospectionUnavailable
 
 STATE_ATTRIBUTE = "mcp_auth_kit"
 
@@ -54,7 +54,7 @@ def require_token(
                 raise _challenge(resolved, required, None)  # RFC 6750 §3.1: no error without a token
             try:
                 verified = await resolved.verifier.verify_token(token)
-            except IntrospectionUnavailable:
+            except VerificationUnavailable:
                 raise HTTPException(503, detail=UNAVAILABLE, headers={"Retry-After": RETRY_AFTER}) from None
             if verified is None:
                 raise _challenge(resolved, required, "invalid_token")

@@ -7,6 +7,7 @@ the 403 step-up challenge they know how to act on, not a JSON-RPC error.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 
 from mcp.server.auth.middleware.auth_context import auth_context_var
@@ -18,14 +19,16 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mcp_auth_kit.availability import VerificationUnavailable, unavailable_response
 from mcp_auth_kit.rfc6750_challenges import ErrorCode, MultipleTokens, bearer_token, challenge_response
-from mcp_auth_kit.rfc7662_introspection import IntrospectionUnavailable, unavailable_response
 from mcp_auth_kit.tool_scopes import (
     ScopePolicy,
     tools_called_in_body,
     tools_named_in_headers,
     uses_routing_headers,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class BearerGuard:
@@ -68,8 +71,9 @@ class BearerGuard:
             return
         try:
             access_token = await self._verifier.verify_token(token)
-        except IntrospectionUnavailable:
+        except VerificationUnavailable as exc:
             # Fail closed, but not with 401: the token may be fine, the auth service could not say.
+            logger.warning("token check unavailable: %s", exc)
             await unavailable_response()(scope, receive, send)
             return
         if access_token is None:

@@ -4,6 +4,11 @@ Keys come from the `jwks_uri` of the issuer's RFC 8414 metadata. They are refres
 `Cache-Control: max-age` the auth service sends (in the background: requests keep using the keys in
 hand), re-fetched when a token names an unknown `kid` (at most once per `refetch_interval`), and kept
 while the auth service is unreachable.
+
+`start()` is the server's start-up check: an issuer whose metadata names another issuer (a trailing
+slash, `localhost` for `127.0.0.1`) is a mistake that waiting cannot fix, so it raises `IssuerMismatch`;
+an unreachable one is retried in the background, every log line naming the URL, while `problem`
+says why the server is not ready and tokens get `KeysUnavailable` (503), not "unknown signing key".
 """
 
 from __future__ import annotations
@@ -20,13 +25,20 @@ import httpx
 import jwt
 from prometheus_client import Counter
 
-from mcp_auth_kit.rfc8414_discovery import DiscoveryError, endpoint, fetch_metadata
+from mcp_auth_kit.availability import VerificationUnavailable
+from mcp_auth_kit.rfc8414_discovery import DiscoveryError, IssuerMismatch, endpoint, fetch_metadata
 
 logger = logging.getLogger(__name__)
 
 JWKS_FETCHES = Counter("mcp_auth_jwks_fetches_total", "JWKS fetches from the auth service", ["outcome"])
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
 _NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|$)", re.IGNORECASE)
+# Background retries of an unreachable issuer: quick at first, then at most every 30 s.
+_RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+class KeysUnavailable(VerificationUnavailable):
+    """The signing keys could not be loaded (or re-fetched for a new `kid`); the message says why."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -117,11 +129,36 @@ class JWKSCache:
         self._generation = 0
         self._lock = asyncio.Lock()
         self._background: asyncio.Task[None] | None = None
+        self._retrying: asyncio.Task[None] | None = None
+        self._problem: DiscoveryError | None = None
 
     @property
     def loaded(self) -> bool:
         """True once a JWKS has been fetched successfully (the resource server's readiness)."""
         return self._loaded
+
+    @property
+    def problem(self) -> str | None:
+        """Why the last fetch failed (naming the URL), or None when it succeeded: `/readyz` says this."""
+        return None if self._problem is None else str(self._problem)
+
+    @property
+    def misconfigured(self) -> IssuerMismatch | None:
+        """The issuer mismatch the last fetch found, if that is why it failed."""
+        return self._problem if isinstance(self._problem, IssuerMismatch) else None
+
+    async def start(self) -> None:
+        """Start-up: load the keys; raise `IssuerMismatch` at once; keep retrying an unreachable issuer."""
+        if await self.ensure_loaded():
+            return
+        if self.misconfigured is not None:
+            raise self.misconfigured
+        if self._retrying is None or self._retrying.done():
+            self._retrying = asyncio.get_running_loop().create_task(self._retry_until_loaded())
+
+    def unavailable(self) -> KeysUnavailable:
+        """The error for a token whose key we cannot look up now (no keys yet, or the last fetch failed)."""
+        return KeysUnavailable(self.problem or f"the signing keys of {self.issuer} are not loaded yet")
 
     def is_current(self, key: VerificationKey) -> bool:
         """Whether `key` is still published: a cached token dies with its key when the auth service drops it.
@@ -159,7 +196,8 @@ class JWKSCache:
                 return  # another task fetched while we waited for the lock
             try:
                 await self._fetch()
-            except (DiscoveryError, httpx.HTTPError, ValueError):
+            except DiscoveryError as exc:
+                self._problem = exc
                 JWKS_FETCHES.labels("error").inc()
                 self._last_failure = self._clock()
                 # Keep serving the keys we have; try again after the retry interval.
@@ -167,11 +205,13 @@ class JWKSCache:
                 raise
             finally:
                 self._generation += 1
+            self._problem = None
             JWKS_FETCHES.labels("ok").inc()
 
     async def aclose(self) -> None:
-        if self._background is not None:
-            self._background.cancel()
+        for task in (self._background, self._retrying):
+            if task is not None:
+                task.cancel()
         if self._owns_client:
             await self._client.aclose()
 
@@ -180,8 +220,21 @@ class JWKSCache:
             return
         try:
             await self.refresh()
-        except (DiscoveryError, httpx.HTTPError, ValueError) as exc:
-            logger.warning("JWKS refresh failed; keeping %d cached keys: %s", len(self._keys), exc)
+        except DiscoveryError as exc:
+            logger.warning("signing keys not refreshed (keeping %d): %s", len(self._keys), exc)
+
+    async def _retry_until_loaded(self) -> None:
+        attempt = 0
+        while not self._loaded:
+            delay = _RETRY_DELAYS[min(attempt, len(_RETRY_DELAYS) - 1)]
+            logger.warning("auth service not usable yet, retrying in %.0f s: %s", delay, self.problem)
+            await asyncio.sleep(delay)
+            attempt += 1
+            try:
+                await self.refresh()
+            except DiscoveryError:
+                continue
+            logger.info("signing keys of %s loaded", self.issuer)
 
     def _refresh_in_background(self) -> None:
         if self._background is None or self._background.done():
@@ -190,9 +243,15 @@ class JWKSCache:
     async def _fetch(self) -> None:
         if self._jwks_uri is None:
             self._jwks_uri = endpoint(await fetch_metadata(self._client, self.issuer), "jwks_uri")
-        response = await self._client.get(self._jwks_uri, headers={"Accept": "application/json"})
-        response.raise_for_status()
-        keys = parse_jwks(response.json(), self._keys)
+        url = self._jwks_uri
+        try:
+            response = await self._client.get(url, headers={"Accept": "application/json"})
+            response.raise_for_status()
+            keys = parse_jwks(response.json(), self._keys)
+        except httpx.HTTPStatusError as exc:
+            raise DiscoveryError(f"cannot fetch {url}: HTTP {exc.response.status_code}") from exc
+        except (httpx.HTTPError, ValueError) as exc:
+            raise DiscoveryError(f"cannot fetch {url}: {type(exc).__name__}: {exc}") from exc
         lifetime = cache_lifetime(
             response.headers.get("cache-control"), self._default_max_age, self._min_max_age, self._max_max_age
         )

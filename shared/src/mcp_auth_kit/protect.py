@@ -1,42 +1,55 @@
-"""`protect(mcp_server, ...)`: one call turns an `MCPServer` into a FastAPI app guarded by the auth service.
+"""`protect(server, ...)`: one call turns an MCP server into a FastAPI app guarded by the auth service.
 
-The composition root of the kit: it serves the SDK's streamable HTTP transport at the resource URL's
-path (and the legacy SSE pair), behind `BearerGuard`; publishes RFC 9728 metadata; adds health,
-readiness and metrics; and runs the SDK's session manager in its own lifespan, because a mounted
-app's lifespan never runs.
+The composition root of the kit for the official SDK's `MCPServer` (FastMCP servers go through
+`fastmcp_auth.KitAuthProvider`, which builds the same parts): it serves the SDK's streamable HTTP
+transport at the resource URL's path (and the legacy SSE pair), behind `BearerGuard`, with `Mcp-*`
+header values trimmed (RFC 9110 §5.5); publishes RFC 9728 metadata; adds health, readiness and
+metrics; and runs the SDK's session manager in its own lifespan, because a mounted app's lifespan
+never runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from functools import partial
-from urllib.parse import SplitResult, urlsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import SplitResult
 
 from fastapi import FastAPI
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.mcpserver import MCPServer
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
 from mcp_auth_kit.fastapi_dependencies import STATE_ATTRIBUTE, ResourceAuth
-from mcp_auth_kit.guard import BearerGuard
 from mcp_auth_kit.observability import ObservabilityMiddleware, metrics_endpoint
-from mcp_auth_kit.rfc6750_challenges import validate_scopes
-from mcp_auth_kit.rfc7662_introspection import IntrospectingVerifier, Introspection
-from mcp_auth_kit.rfc9068_verifier import JWTVerifier
-from mcp_auth_kit.rfc9728_metadata import metadata_routes, metadata_url, protected_resource_metadata
+from mcp_auth_kit.resource_server import (
+    DEFAULT_PORTS,
+    MESSAGES_PATH,
+    SSE_PATH,
+    KitLifespan,
+    ProtectedResource,
+    health_routes,
+    protected_resource,
+    validated_resource_url,
+)
+from mcp_auth_kit.rfc7662_introspection import Introspection
+from mcp_auth_kit.rfc9110_field_values import TrimmedMcpHeaders
+from mcp_auth_kit.rfc9728_metadata import metadata_url
 from mcp_auth_kit.tool_scopes import ScopePolicy
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+if TYPE_CHECKING:
+    from fastmcp import FastMCP
+
+ACCEPTED = "an mcp.server.mcpserver.MCPServer (the official MCP SDK) or a fastmcp.FastMCP (FastMCP 4.x)"
 
 
 def protect(
-    mcp_server: MCPServer,
+    mcp_server: MCPServer[Any] | FastMCP[Any],
     *,
     resource_url: str,
     issuer: str,
@@ -53,22 +66,66 @@ def protect(
 ) -> FastAPI:
     """A FastAPI app serving `mcp_server` at `resource_url`, accepting only tokens `issuer` made for it.
 
-    `scopes` are needed by every request (and advertised in 401 challenges); `tool_scopes` adds
-    scopes per tool (a call without them gets the 403 step-up challenge). `scopes_supported`
-    defaults to all of them. `verifier` replaces the default `JWTVerifier` (it must check the
-    audience and expiry itself). `introspection` (this server's own client credentials) also asks the
-    auth service whether each token is still active, cached briefly (`IntrospectingVerifier`), so
-    revocation bites before expiry. With `auth=False` the same tools are served to anyone.
+    `mcp_server` is the official SDK's `MCPServer` or a FastMCP 4.x `FastMCP`; anything else is a
+    `TypeError`. `scopes` are needed by every request (and advertised in 401 challenges);
+    `tool_scopes` adds scopes per tool (a call without them gets the 403 step-up challenge).
+    `scopes_supported` defaults to all of them. `verifier` replaces the default `JWTVerifier` (it
+    must check the audience and expiry itself). `introspection` (this server's own client
+    credentials) also asks the auth service whether each token is still active, cached briefly
+    (`IntrospectingVerifier`), so revocation bites before expiry. With `auth=False` the same tools
+    are served to anyone.
     """
-    if verifier is not None and introspection is not None:
-        raise ValueError("pass either verifier or introspection, not both")
+    resource = protected_resource(
+        resource_url=resource_url,
+        issuer=issuer,
+        scopes=scopes,
+        scopes_supported=scopes_supported,
+        tool_scopes=tool_scopes,
+        resource_name=resource_name,
+        verifier=verifier,
+        introspection=introspection,
+    )
+    transports = dict(sse=sse, json_response=json_response, stateless_http=stateless_http)
+    if isinstance(mcp_server, MCPServer):
+        return _protect_sdk_server(mcp_server, resource, auth=auth, **transports)
+    fastmcp = sys.modules.get("fastmcp")  # never imported here: FastMCP is an optional dependency
+    if fastmcp is not None and isinstance(mcp_server, fastmcp.FastMCP):
+        from mcp_auth_kit.fastmcp_auth import protect_fastmcp
+
+        return protect_fastmcp(mcp_server, resource, auth=auth, **transports)
+    kind = type(mcp_server)
+    raise TypeError(f"protect() accepts {ACCEPTED}; got {kind.__module__}.{kind.__qualname__}")
+
+
+def kit_app(routes: list[BaseRoute], middleware: Sequence[Middleware], lifespan: Any) -> FastAPI:
+    """The FastAPI app every `protect()` returns: its routes, `/metrics`, and the observability middleware."""
+    return FastAPI(
+        routes=[*routes, Route("/metrics", endpoint=metrics_endpoint)],
+        middleware=[Middleware(ObservabilityMiddleware), *middleware],
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+
+
+def state_for(resource: ProtectedResource) -> ResourceAuth:
+    """What `require_token()` reads from `app.state`: the same verifier and the resource's challenge URL."""
+    return ResourceAuth(verifier=resource.verifier, resource_metadata=metadata_url(resource.resource_url))
+
+
+def _protect_sdk_server(
+    mcp_server: MCPServer[Any],
+    resource: ProtectedResource,
+    *,
+    auth: bool,
+    sse: bool,
+    json_response: bool,
+    stateless_http: bool,
+) -> FastAPI:
     if mcp_server.settings.auth is not None:
         raise ValueError("configure authorization through protect(), not MCPServer(auth=...)")
-    parts = _validated_resource_url(resource_url)
-    policy = ScopePolicy(
-        base=tuple(validate_scopes(scopes)),
-        tools={tool: tuple(validate_scopes(needed)) for tool, needed in (tool_scopes or {}).items()},
-    )
+    parts = validated_resource_url(resource.resource_url)
     security = _transport_security(parts)
     mcp_server.streamable_http_app(  # builds mcp_server.session_manager with these settings
         streamable_http_path=parts.path,
@@ -79,105 +136,58 @@ def protect(
     streamable: ASGIApp = StreamableHTTPASGIApp(mcp_server.session_manager)
     sse_routes = _sse_routes(mcp_server, security) if sse else []
 
-    routes: list[BaseRoute] = [
-        Route("/healthz", endpoint=_healthz),
-        Route("/metrics", endpoint=metrics_endpoint),
-    ]
-    settings: ResourceAuth | None = None
+    routes: list[BaseRoute] = []
+    middleware: list[Middleware] = []
     if auth:
-        settings = ResourceAuth(
-            verifier=verifier or _default_verifier(issuer, resource_url, introspection),
-            resource_metadata=metadata_url(resource_url),
-        )
-        guard = partial(
-            BearerGuard,
-            verifier=settings.verifier,
-            policy=policy,
-            resource_metadata=settings.resource_metadata,
-        )
-        # Only the streamable HTTP transport checks Mcp-Method/Mcp-Name against the body; SSE is body-only.
-        routes.append(Route(parts.path, endpoint=guard(streamable, routing_headers=True)))
-        routes += [_rewrapped(route, partial(guard, routing_headers=False)) for route in sse_routes]
-        document = protected_resource_metadata(
-            resource_url=resource_url,
-            issuer=issuer,
-            scopes_supported=policy.every_scope() if scopes_supported is None else scopes_supported,
-            resource_name=resource_name,
-        )
-        routes += metadata_routes(resource_url, document)
+        routes.append(Route(parts.path, endpoint=TrimmedMcpHeaders(resource.guard(streamable, sse=False))))
+        routes += [_rewrapped(route, lambda app: resource.guard(app, sse=True)) for route in sse_routes]
+        routes += resource.metadata_routes(sse=sse)
+        routes += health_routes(resource.verifier)
+        middleware.append(Middleware(KitLifespan, resource=resource))
     else:
-        routes.append(Route(parts.path, endpoint=streamable))
+        routes.append(Route(parts.path, endpoint=TrimmedMcpHeaders(streamable)))
         routes += sse_routes
-    routes.append(Route("/readyz", endpoint=_readyz(settings)))
+        routes += health_routes(None)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await _check_tool_names(mcp_server, policy)
+        await _check_tool_names(mcp_server, resource.policy)
         async with mcp_server.session_manager.run():
-            if settings is not None and isinstance(settings.verifier, JWTVerifier):
-                await settings.verifier.jwks.ensure_loaded()  # warm up; failure only delays readiness
-            try:
-                yield
-            finally:
-                if settings is not None and verifier is None and isinstance(settings.verifier, JWTVerifier):
-                    await settings.verifier.aclose()
+            yield
 
-    app = FastAPI(lifespan=lifespan, routes=routes, openapi_url=None, docs_url=None, redoc_url=None)
-    app.add_middleware(ObservabilityMiddleware)
-    if settings is not None:
-        setattr(app.state, STATE_ATTRIBUTE, settings)
+    app = kit_app(routes, middleware, lifespan)
+    if auth:
+        setattr(app.state, STATE_ATTRIBUTE, state_for(resource))
     return app
-
-
-def _default_verifier(issuer: str, resource_url: str, introspection: Introspection | None) -> JWTVerifier:
-    if introspection is None:
-        return JWTVerifier(issuer=issuer, resource_url=resource_url)
-    return IntrospectingVerifier(
-        issuer=issuer,
-        resource_url=resource_url,
-        client_id=introspection.client_id,
-        client_secret=introspection.client_secret,
-        cache_ttl=introspection.cache_ttl,
-    )
-
-
-def _validated_resource_url(resource_url: str) -> SplitResult:
-    parts = urlsplit(resource_url)
-    # RFC 8707 §2: an absolute http(s) URL without query or fragment; its path is where MCP is served.
-    if (
-        parts.scheme not in _DEFAULT_PORTS
-        or not parts.hostname
-        or parts.username
-        or parts.query
-        or parts.fragment
-    ):
-        raise ValueError(
-            f"resource_url must be an absolute http(s) URL without query or fragment: {resource_url}"
-        )
-    if parts.path in ("", "/"):
-        raise ValueError("resource_url needs a path (e.g. /mcp): it is where the MCP endpoint is served")
-    return parts
 
 
 def _transport_security(parts: SplitResult) -> TransportSecuritySettings:
     """DNS-rebinding protection: accept only the resource URL's own host (with and without its port)."""
+    hosts, origins = allowed_hosts_and_origins(parts)
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+    )
+
+
+def allowed_hosts_and_origins(parts: SplitResult) -> tuple[list[str], list[str]]:
+    """The `Host` values and browser origins that name the resource URL's host (with and without port)."""
     hostname = parts.hostname or ""
     host = f"[{hostname}]" if ":" in hostname else hostname
-    default_port = _DEFAULT_PORTS[parts.scheme]
+    default_port = DEFAULT_PORTS[parts.scheme]
     port = parts.port or default_port
     origins = [f"{parts.scheme}://{host}:{port}"] + (
         [f"{parts.scheme}://{host}"] if port == default_port else []
     )
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True, allowed_hosts=[f"{host}:{port}", host], allowed_origins=origins
-    )
+    return [f"{host}:{port}", host], origins
 
 
-def _sse_routes(mcp_server: MCPServer, security: TransportSecuritySettings) -> list[Route | Mount]:
+def _sse_routes(mcp_server: MCPServer[Any], security: TransportSecuritySettings) -> list[Route | Mount]:
     """The SDK's legacy `/sse` and `/messages/` routes (its app's other routes are not ours to serve)."""
     routes = mcp_server.sse_app(transport_security=security).routes
     return [
-        route for route in routes if isinstance(route, Route | Mount) and route.path in ("/sse", "/messages")
+        route
+        for route in routes
+        if isinstance(route, Route | Mount) and route.path in (SSE_PATH, MESSAGES_PATH)
     ]
 
 
@@ -188,25 +198,12 @@ def _rewrapped(route: Route | Mount, wrap: Callable[[ASGIApp], ASGIApp]) -> Rout
     return Route(route.path, endpoint=wrap(route.app), methods=route.methods)
 
 
-async def _check_tool_names(mcp_server: MCPServer, policy: ScopePolicy) -> None:
+async def _check_tool_names(mcp_server: MCPServer[Any], policy: ScopePolicy) -> None:
     """Fail at start-up on a tool_scopes entry naming no tool: a typo would silently drop a scope check."""
-    known = {tool.name for tool in await mcp_server.list_tools()}
+    check_tool_names({tool.name for tool in await mcp_server.list_tools()}, policy)
+
+
+def check_tool_names(known: set[str], policy: ScopePolicy) -> None:
     unknown = sorted(set(policy.tools) - known)
     if unknown:
         raise RuntimeError(f"tool_scopes names unknown tools: {', '.join(unknown)}")
-
-
-async def _healthz(_: Request) -> JSONResponse:
-    return JSONResponse({"status": "ok"})
-
-
-def _readyz(settings: ResourceAuth | None) -> Callable[[Request], Awaitable[JSONResponse]]:
-    async def readyz(_: Request) -> JSONResponse:
-        ready = True
-        if settings is not None and isinstance(settings.verifier, JWTVerifier):
-            ready = await settings.verifier.jwks.ensure_loaded()  # loads on demand, rate-limited
-        if ready:
-            return JSONResponse({"status": "ready"})
-        return JSONResponse({"status": "waiting for the auth service's signing keys"}, status_code=503)
-
-    return readyz

@@ -30,8 +30,8 @@ from urllib.parse import quote_plus
 import httpx
 from mcp.server.auth.provider import AccessToken
 from prometheus_client import Counter
-from starlette.responses import JSONResponse
 
+from mcp_auth_kit.availability import VerificationUnavailable
 from mcp_auth_kit.expiring_lru import ExpiringLRU
 from mcp_auth_kit.jwks import JWKSCache
 from mcp_auth_kit.rfc8414_discovery import DiscoveryError, endpoint, fetch_metadata
@@ -46,21 +46,10 @@ logger = logging.getLogger(__name__)
 
 INTROSPECTIONS = Counter("mcp_auth_introspections_total", "Token introspection calls by outcome", ["outcome"])
 DEFAULT_CACHE_TTL = 15.0
-RETRY_AFTER = "5"
-UNAVAILABLE = "the authorization server cannot confirm the token right now; retry shortly"
 
 
-class IntrospectionUnavailable(Exception):
+class IntrospectionUnavailable(VerificationUnavailable):
     """The auth service could not say whether the token is active; the request fails closed (503)."""
-
-
-def unavailable_response() -> JSONResponse:
-    """503 for a token that could not be checked: RFC 6749 §5.2's error shape, retry soon, never cached."""
-    return JSONResponse(
-        {"error": "temporarily_unavailable", "error_description": UNAVAILABLE},
-        status_code=503,
-        headers={"Retry-After": RETRY_AFTER, "Cache-Control": "no-store"},
-    )
 
 
 @dataclass(frozen=True)

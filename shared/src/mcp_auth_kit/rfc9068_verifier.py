@@ -86,7 +86,10 @@ class JWTVerifier:
         return self.jwks.loaded
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        """The SDK's `TokenVerifier` protocol: the token's principal, or None when it is not acceptable."""
+        """The SDK's `TokenVerifier` protocol: the token's principal, or None when it is not acceptable.
+
+        Raises `VerificationUnavailable` when the auth service's keys are out of reach (answer 503).
+        """
         try:
             return await self.verify(token)
         except InvalidToken as exc:
@@ -129,6 +132,9 @@ class JWTVerifier:
         kid = header.get("kid")
         key = await self.jwks.get(kid) if isinstance(kid, str) else None
         if key is None:
+            if not self.jwks.loaded or self.jwks.problem is not None:
+                # Out of reach, not wrong: the kid may be a new key we could not fetch (503, not 401).
+                raise self.jwks.unavailable()
             raise InvalidToken("unknown signing key")
         if key.algorithm != alg:
             raise InvalidToken("algorithm does not match the signing key")  # RFC 8725 §3.1

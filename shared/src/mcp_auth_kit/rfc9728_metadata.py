@@ -46,13 +46,14 @@ def protected_resource_metadata(
     return document
 
 
-def metadata_routes(resource_url: str, document: dict[str, Any]) -> list[Route]:
-    """The document at the path-specific well-known URL and at the root one (clients try both, in order)."""
+def metadata_routes(resource_url: str, document: dict[str, Any], *, root: bool = True) -> list[Route]:
+    """The document at the path-specific well-known URL and, with `root`, at the root one (clients try
+    both, in order). One origin has one root document: the main resource's."""
 
     async def serve(_: Request) -> JSONResponse:
         return JSONResponse(document, headers={"Cache-Control": "public, max-age=3600"})
 
     # Browser-based clients (e.g. MCP Inspector) fetch metadata cross-origin.
     endpoint = cors_middleware(serve, ["GET", "OPTIONS"])
-    paths = dict.fromkeys([metadata_path(resource_url), WELL_KNOWN])
+    paths = dict.fromkeys([metadata_path(resource_url), *([WELL_KNOWN] if root else [])])
     return [Route(path, endpoint=endpoint, methods=["GET", "OPTIONS"]) for path in paths]

@@ -340,3 +340,22 @@ def modern_call(name: str, header_name: str | None = None) -> tuple[dict[str, st
     }
     meta = {PROTOCOL_VERSION_META_KEY: "2026-07-28", CLIENT_CAPABILITIES_META_KEY: {}}
     return headers, rpc("tools/call", {"name": name, "arguments": {}, "_meta": meta})
+
+
+async def raw_post(url: str, headers: dict[str, str], body: dict[str, Any]) -> tuple[int, bytes]:
+    """POST over a bare socket: HTTP clients refuse to send the header whitespace real clients send."""
+    import json
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    payload = json.dumps(body).encode()
+    head = [f"POST {parts.path} HTTP/1.1", f"Host: {parts.netloc}", f"Content-Length: {len(payload)}"]
+    head += [f"{name}: {value}" for name, value in headers.items()] + ["Connection: close", "", ""]
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    writer.write("\r\n".join(head).encode("latin-1") + payload)
+    await writer.drain()
+    response = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    status_line, _, rest = response.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]

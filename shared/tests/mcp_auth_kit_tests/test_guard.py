@@ -24,9 +24,12 @@ async def post(served: Served, body: Any, token: str | None = None, **headers: s
         )
 
 
-def challenge(served: Served, scope: str, error: str | None = None, description: str | None = None) -> str:
+def challenge(
+    served: Served, scope: str, error: str | None = None, description: str | None = None, path: str = "/mcp"
+) -> str:
     parts = [f'error="{error}"', f'error_description="{description}"'] if error else []
-    parts += [f'resource_metadata="{served.metadata_url}"', f'scope="{scope}"']
+    metadata = f"{served.url}/.well-known/oauth-protected-resource{path}"
+    parts += [f'resource_metadata="{metadata}"', f'scope="{scope}"']
     return "Bearer " + ", ".join(parts)
 
 
@@ -191,7 +194,8 @@ async def test_sse_needs_a_token(served: Served, token_for: TokenFor) -> None:
     async with httpx.AsyncClient() as client:
         refused = await client.get(f"{served.url}/sse")
         assert refused.status_code == 401
-        assert refused.headers["www-authenticate"] == challenge(served, "mcp:tools")
+        # RFC 9728 §3.3: /sse's challenge points at /sse's own metadata, whose resource is …/sse.
+        assert refused.headers["www-authenticate"] == challenge(served, "mcp:tools", path="/sse")
         headers = {"Authorization": f"Bearer {token_for(served)}"}
         async with client.stream("GET", f"{served.url}/sse", headers=headers) as stream:
             assert stream.status_code == 200

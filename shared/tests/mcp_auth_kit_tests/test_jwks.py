@@ -10,7 +10,7 @@ import pytest_asyncio
 
 from mcp_auth_kit import JWKSCache
 from mcp_auth_kit.jwks import cache_lifetime, parse_jwks
-from mcp_auth_kit.rfc8414_discovery import DiscoveryError, fetch_metadata, metadata_url
+from mcp_auth_kit.rfc8414_discovery import DiscoveryError, IssuerMismatch, fetch_metadata, metadata_url
 
 from .conftest import IssuerStandIn, Signer, make_signer, unused_port
 
@@ -138,10 +138,13 @@ async def test_unreachable_auth_service_keeps_cached_keys(issuer: IssuerStandIn,
     clock = FakeClock()
     cache = JWKSCache(issuer.url, clock=clock)
     await cache.get(es256.kid)
-    cache._jwks_uri = f"http://127.0.0.1:{unused_port()}/jwks.json"  # the auth service is gone
-    with pytest.raises(httpx.ConnectError):
+    gone = f"http://127.0.0.1:{unused_port()}/jwks.json"
+    cache._jwks_uri = gone  # the auth service is gone
+    with pytest.raises(DiscoveryError, match=f"cannot fetch {gone}: ConnectError"):
         await cache.refresh()
     assert await cache.get(es256.kid) is not None
+    assert cache.problem is not None
+    assert gone in cache.problem
     await cache.aclose()
 
 
@@ -171,8 +174,13 @@ async def test_metadata_naming_another_issuer_is_refused(issuer: IssuerStandIn) 
     async with httpx.AsyncClient() as client:
         assert (await fetch_metadata(client, issuer.url))["issuer"] == issuer.url
         # RFC 8414 §3.3: a trailing slash is another issuer (the metadata URL is the same).
-        with pytest.raises(DiscoveryError, match="different issuer"):
+        with pytest.raises(IssuerMismatch) as mismatch:
             await fetch_metadata(client, issuer.url + "/")
+    # One line an operator can act on: what was configured, what the auth service says, and where.
+    assert str(mismatch.value) == (
+        f"issuer mismatch: configured '{issuer.url}/', but {metadata_url(issuer.url)} names "
+        f"'{issuer.url}'; set the issuer to exactly the string the auth service publishes"
+    )
 
 
 @pytest.mark.parametrize(

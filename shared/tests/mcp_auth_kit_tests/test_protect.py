@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import httpx
 import httpx2
 import pytest
+from fastapi import FastAPI
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.auth.settings import AuthSettings as SDKAuthSettings
@@ -17,7 +18,7 @@ from mcp_types import TextContent
 
 from mcp_auth_kit import protect
 
-from .conftest import IssuerStandIn, Served, notes_server, serve_protected, tool_call
+from .conftest import IssuerStandIn, Served, modern_call, notes_server, raw_post, serve_protected, tool_call
 
 TokenFor = Callable[..., str]
 
@@ -70,6 +71,48 @@ async def test_protected_resource_metadata_documents(served: Served) -> None:
                 "resource_name": "Notes",
             }
             assert response.headers["access-control-allow-origin"] == "*"
+
+
+async def test_sse_has_its_own_metadata_whose_resource_is_the_sse_url(served: Served) -> None:
+    """Finding 3 of issue 14: /sse pointed at /mcp's metadata, which RFC 9728 §3.3 clients must refuse."""
+    sse_url = served.url + "/sse"
+    async with httpx.AsyncClient() as client:
+        challenge = (await client.get(sse_url)).headers["www-authenticate"]
+        document = (await client.get(served.url + "/.well-known/oauth-protected-resource/sse")).json()
+        root = (await client.get(served.url + "/.well-known/oauth-protected-resource")).json()
+    assert f'resource_metadata="{served.url}/.well-known/oauth-protected-resource/sse"' in challenge
+    assert document["resource"] == sse_url
+    assert document["authorization_servers"] == [served.issuer]
+    assert root["resource"] == served.resource_url  # one origin, one root document: the main resource's
+
+
+async def test_optional_whitespace_around_mcp_header_values_is_not_a_mismatch(
+    served: Served, token_for: TokenFor
+) -> None:
+    """Finding 5 of issue 14 (RFC 9110 §5.5): `Mcp-Name:   list_notes  ` names list_notes."""
+    headers, body = modern_call("list_notes", header_name="  list_notes\t ")
+    headers = {**headers, "Mcp-Method": " tools/call ", "Authorization": f"Bearer {token_for(served)}"}
+    status, answer = await raw_post(served.resource_url, headers, body)
+    assert status == 200, answer
+    assert served.notes.executed == ["list_notes"]
+
+
+async def test_whitespace_cannot_smuggle_a_tool_past_its_scope(served: Served, token_for: TokenFor) -> None:
+    headers, body = modern_call("delete_notes", header_name=" delete_notes ")
+    headers = {**headers, "Authorization": f"Bearer {token_for(served)}"}
+    status, _ = await raw_post(served.resource_url, headers, body)
+    assert status == 403  # the guard read the trimmed name: step-up, not a header mismatch
+    assert served.notes.executed == []
+
+
+@pytest.mark.parametrize("server", [object(), "Notes", FastAPI()], ids=["object", "str", "fastapi"])
+def test_anything_but_an_mcp_server_is_a_type_error_naming_what_is_accepted(server: object) -> None:
+    with pytest.raises(TypeError) as refused:
+        protect(server, resource_url="http://127.0.0.1:9/mcp", issuer="http://127.0.0.1:1")  # type: ignore[arg-type]
+    message = str(refused.value)
+    assert "mcp.server.mcpserver.MCPServer" in message
+    assert "fastmcp.FastMCP" in message
+    assert type(server).__qualname__ in message
 
 
 async def test_scopes_supported_never_lists_offline_access(issuer: IssuerStandIn) -> None:
@@ -153,6 +196,8 @@ async def test_a_tool_scope_for_an_unknown_tool_stops_start_up() -> None:
     [
         "http://127.0.0.1:9101",
         "http://127.0.0.1:9101/",
+        "http://127.0.0.1:9101/mcp/",
+        "http://127.0.0.1:9101/sse",
         "ftp://h/mcp",
         "http://h/mcp?x=1",
         "http://u@h/mcp",

@@ -9,13 +9,25 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import secrets
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from mcp_auth_server.oauth.rfc8707_resource_indicators import canonical_resource
 
 DATA_DIR = Path(".data")
 Upstream = Literal["github", "google", "oidc", "dev"]
@@ -46,21 +58,122 @@ def is_loopback_host(host: str | None) -> bool:
 
 
 class ResourceConfig(BaseModel):
-    """One MCP server that tokens may be issued for (an RFC 8707 resource)."""
+    """One MCP server that tokens may be issued for (an RFC 8707 resource).
+
+    The one set of rules for resources: an AUTH_RESOURCES entry and `mcp-auth resources add` are both
+    validated by building one of these (see `describe_resource_problem` for the message).
+    """
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt field would otherwise be ignored silently
 
     resource: str
     scopes: list[str] = Field(min_length=1)
     default_scopes: list[str] | None = None
-    name: str | None = None
+    name: str | None = Field(default=None, max_length=200)
+    # Shown on the consent and connected-apps pages; built-in scopes have texts of their own.
+    scope_descriptions: dict[str, str] = {}
+    # Other resource identifiers of the same server (its legacy `/sse` endpoint): a client may name
+    # them at /authorize and /token, and gets the same consent and a token for `resource`.
+    aliases: list[str] = []
     # The scope that lets this server obtain the user's upstream token by exchange (e.g. github:repos);
     # unset: it may not. The consent page says so in plain words.
     upstream_token_scope: str | None = None
 
-    @model_validator(mode="after")
-    def _upstream_token_scope_is_offered(self) -> ResourceConfig:
-        if self.upstream_token_scope is not None and self.upstream_token_scope not in self.scopes:
-            raise ValueError(f"upstream_token_scope {self.upstream_token_scope!r} must be one of its scopes")
-        return self
+    @field_validator("resource")
+    @classmethod
+    def _resource_identifier(cls, value: str) -> str:
+        return resource_identifier(value)
+
+    @field_validator("scopes")
+    @classmethod
+    def _scope_tokens(cls, value: list[str]) -> list[str]:
+        for scope in value:
+            if not SCOPE_TOKEN.fullmatch(scope):
+                raise ValueError(f"{scope!r} is not an RFC 6749 scope-token")
+            if scope == "offline_access":
+                raise ValueError("offline_access is not a resource scope; clients add it themselves")
+        if len(set(value)) != len(value):
+            raise ValueError("lists a scope twice")
+        return value
+
+    @field_validator("default_scopes")
+    @classmethod
+    def _defaults_are_offered(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        outside = [scope for scope in value or [] if scope not in info.data.get("scopes", value or [])]
+        if outside:
+            raise ValueError(f"{', '.join(outside)} must also be in scopes")
+        return value
+
+    @field_validator("scope_descriptions")
+    @classmethod
+    def _describes_offered_scopes(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        for scope, text in value.items():
+            if scope not in info.data.get("scopes", value):
+                raise ValueError(f"describes {scope!r}, which is not in scopes")
+            if not text.strip() or not text.isprintable() or len(text) > 200:
+                raise ValueError(f"the text for {scope!r} must be printable, 1 to 200 characters")
+        return value
+
+    @field_validator("aliases")
+    @classmethod
+    def _alias_identifiers(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        aliases = [resource_identifier(alias) for alias in value]
+        if info.data.get("resource") in aliases or len(set(aliases)) != len(aliases):
+            raise ValueError("must differ from resource and from each other")
+        return aliases
+
+    @field_validator("upstream_token_scope")
+    @classmethod
+    def _upstream_token_scope_is_offered(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and value not in info.data.get("scopes", [value]):
+            raise ValueError(f"{value!r} must also be in scopes")
+        return value
+
+
+# RFC 6749 §3.3 scope-token: printable ASCII except space, '"' and '\'.
+SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+", re.ASCII)
+
+
+def resource_identifier(value: str) -> str:
+    """RFC 8707 §2 resource identifier in canonical form; a trailing slash is refused, not normalised:
+    `…/mcp/` is another resource than `…/mcp` and would silently never match a client's value."""
+    canonical = canonical_resource(value)  # InvalidResource is a ValueError: pydantic reports it
+    if value.endswith("/") and urlsplit(value).path not in ("", "/"):
+        raise ValueError(f"must not end with '/' (got {value!r})")
+    return canonical
+
+
+def describe_resource_problem(error: ValidationError) -> str:
+    """The first problem with a resource, naming its field: `default_scopes: github:repos must ...`."""
+    detail = error.errors()[0]
+    field = ".".join(str(part) for part in detail["loc"]) or "entry"
+    if detail["type"] == "missing":
+        return f"{field}: missing"
+    if detail["type"] == "extra_forbidden":
+        known = ", ".join(ResourceConfig.model_fields)
+        return f"{field}: not a field of a resource (fields: {known})"
+    return f"{field}: {str(detail['msg']).removeprefix('Value error, ')}"
+
+
+def _resource_entries(entries: Any) -> list[ResourceConfig]:
+    """AUTH_RESOURCES, each entry checked like `resources add`; errors name the entry and the field."""
+    if not isinstance(entries, list):
+        raise ValueError("must be a JSON list of resources")
+    resources: list[ResourceConfig] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        named = entry.get("resource") if isinstance(entry, dict) else None
+        label = f"entry {index}" + (f" ({named})" if isinstance(named, str) else "")
+        try:
+            resource = ResourceConfig.model_validate(entry)
+        except ValidationError as exc:
+            raise ValueError(f"{label}: {describe_resource_problem(exc)}") from None
+        for identifier in (resource.resource, *resource.aliases):
+            if identifier in seen:
+                raise ValueError(f"{label}: {identifier} is named by an earlier entry")
+            seen.add(identifier)
+        resources.append(resource)
+    return resources
 
 
 def _comma_list(value: Any) -> Any:
@@ -212,10 +325,10 @@ class AuthSettings(BaseSettings):
     def _resources_json(cls, value: Any) -> Any:
         if isinstance(value, str):
             try:
-                return json.loads(value)
+                value = json.loads(value)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"must be a JSON list of resources: {exc.msg}") from None
-        return value
+        return None if value is None else _resource_entries(value)
 
     @model_validator(mode="after")
     def _production_refuses_insecure_defaults(self) -> AuthSettings:
@@ -301,6 +414,7 @@ class AuthSettings(BaseSettings):
                 scopes=["mcp:tools", "github:repos"],
                 default_scopes=["mcp:tools"],
                 name=f"Example MCP server :{port}",
+                aliases=[f"http://127.0.0.1:{port}/sse"],
                 upstream_token_scope="github:repos",
             )
             for port in (9101, 9102)

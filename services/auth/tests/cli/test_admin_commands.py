@@ -6,8 +6,10 @@ import asyncio
 import json
 import secrets
 import subprocess
+from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from mcp_auth_server.crypto.opaque_tokens import secret_matches
 from mcp_auth_server.db.engine import create_engine, create_session_factory
@@ -116,10 +118,14 @@ def test_machine_and_resource_server_clients_print_json_for_scripts(migrated_dat
             "offline_access is not a resource",
         ),
         (["resources", "add", "http://h/mcp#x", "--scope", "a"], "fragment"),
-        (["resources", "add", "http://h/mcp", "--scope", "a", "--default-scope", "b"], "--default-scope"),
+        (
+            ["resources", "add", "http://h/mcp", "--scope", "a", "--default-scope", "b"],
+            "default_scopes: b must",
+        ),
+        (["resources", "add", "http://h/mcp", "--scope", "a", "--describe", "a"], "write SCOPE=TEXT"),
         (
             ["resources", "add", "http://h/mcp", "--scope", "a", "--upstream-token-scope", "b"],
-            "--upstream-token-scope",
+            "upstream_token_scope: 'b' must also be in scopes",
         ),
         (["users", "disable", "no-such-user"], "no user no-such-user"),
         (["grants", "revoke", "no-such-grant"], "no grant no-such-grant"),
@@ -160,6 +166,58 @@ def test_resources_add_list_remove(migrated_database: str) -> None:
     assert row.split()[5] == "notes:write"
     mcp_auth(migrated_database, "resources", "remove", "https://tools.example.com/mcp")
     assert "tools.example.com" not in mcp_auth(migrated_database, "resources", "list")
+
+
+# Finding 6 of issue 14: AUTH_RESOURCES started silently with mistakes the CLI refused. Now both run the
+# same validator, and say the same thing (the setting adds which entry).
+SAME_MISTAKES = [
+    ({"scopes": ["a"], "default_scopes": ["b"]}, ["--scope", "a", "--default-scope", "b"]),
+    ({"scopes": ["a", "offline_access"]}, ["--scope", "a", "--scope", "offline_access"]),
+    ({"scopes": ["a b"]}, ["--scope", "a b"]),
+    ({"scopes": ["a"], "scope_descriptions": {"b": "text"}}, ["--scope", "a", "--describe", "b=text"]),
+    ({"scopes": ["a"], "aliases": ["http://h/mcp"]}, ["--scope", "a", "--alias", "http://h/mcp"]),
+]
+
+
+@pytest.mark.parametrize(("entry", "flags"), SAME_MISTAKES)
+@pytest.mark.parametrize("url", ["http://h/mcp", "http://h/mcp/"])
+def test_auth_resources_and_the_cli_refuse_the_same_mistakes_in_the_same_words(
+    migrated_database: str, url: str, entry: dict[str, Any], flags: list[str]
+) -> None:
+    from mcp_auth_server.settings import SettingsError, load_settings
+
+    cli = mcp_auth(migrated_database, "resources", "add", url, *flags, expect=1).strip()
+    with pytest.raises(SettingsError) as setting:
+        load_settings(auth_resources=json.dumps([{"resource": url, **entry}]))
+    problem = cli.removeprefix(f"mcp-auth: {url}: ")
+    assert problem != cli
+    assert str(setting.value) == f"AUTH_RESOURCES: entry 0 ({url}): {problem}"
+
+
+def test_resources_add_keeps_descriptions_and_aliases(migrated_database: str) -> None:
+    mcp_auth(
+        migrated_database, "resources", "add", "https://notes.example.com/mcp", "--scope", "notes:read",
+        "--describe", "notes:read=read your notes", "--alias", "https://notes.example.com/sse",
+    )  # fmt: skip
+
+    async def stored() -> tuple[dict[str, Any], list[str]]:
+        engine = create_engine(migrated_database)
+        async with engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    text("SELECT scope_descriptions, aliases FROM resources WHERE resource = :r"),
+                    {"r": "https://notes.example.com/mcp"},
+                )
+            ).one()
+        await engine.dispose()
+        return _json(row[0]), _json(row[1])
+
+    assert asyncio.run(stored()) == ({"notes:read": "read your notes"}, ["https://notes.example.com/sse"])
+    mcp_auth(migrated_database, "resources", "remove", "https://notes.example.com/mcp")
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def test_grants_list_and_revoke(migrated_database: str) -> None:

@@ -10,6 +10,7 @@ import httpx
 import httpx2
 from mcp import Client
 from mcp.client.auth import OAuthClientProvider, TokenStorage
+from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import (
     AuthorizationCodeResult,
@@ -71,11 +72,11 @@ class Person:
         return AuthorizationCodeResult(code=params["code"], state=params.get("state"), iss=params.get("iss"))
 
 
-@asynccontextmanager
-async def oauth_mcp_client(
+def oauth_provider(
     server_url: str, person: Person, storage: MemoryStorage, client_metadata_url: str | None = None
-) -> AsyncIterator[Client]:
-    provider = OAuthClientProvider(
+) -> OAuthClientProvider:
+    """The SDK's OAuth client for `server_url`: it discovers everything from the server's 401."""
+    return OAuthClientProvider(
         server_url=server_url,
         client_metadata=OAuthClientMetadata(
             redirect_uris=[REDIRECT_URI],
@@ -89,8 +90,23 @@ async def oauth_mcp_client(
         callback_handler=person.answer,
         client_metadata_url=client_metadata_url,
     )
+
+
+@asynccontextmanager
+async def oauth_mcp_client(
+    server_url: str, person: Person, storage: MemoryStorage, client_metadata_url: str | None = None
+) -> AsyncIterator[Client]:
+    provider = oauth_provider(server_url, person, storage, client_metadata_url)
     async with (
         httpx2.AsyncClient(auth=provider, timeout=30) as http,
         Client(streamable_http_client(server_url, http_client=http)) as client,
     ):
+        yield client
+
+
+@asynccontextmanager
+async def oauth_sse_client(server_url: str, person: Person, storage: MemoryStorage) -> AsyncIterator[Client]:
+    """The SDK's legacy SSE client, authorizing through the same OAuth provider."""
+    provider = oauth_provider(server_url, person, storage)
+    async with Client(sse_client(server_url, auth=provider, timeout=30), mode="legacy") as client:
         yield client

@@ -68,7 +68,7 @@ async def test_redirect_uris_that_are_not_a_list_of_strings_are_refused(
 
 BAD_METADATA: dict[str, dict[str, Any]] = {
     "client_credentials": {"grant_types": ["client_credentials"]},
-    "implicit": {"grant_types": ["authorization_code", "implicit"]},
+    "implicit_only": {"grant_types": ["implicit"]},
     "token_response_type": {"response_types": ["token"]},
     "unknown_auth_method": {"token_endpoint_auth_method": "private_key_jwt"},
     "javascript_logo": {"logo_uri": "javascript:alert(1)"},
@@ -85,6 +85,35 @@ async def test_dangerous_client_metadata_is_refused_at_registration(
 ) -> None:
     response = await auth_client.post("/register", json={"redirect_uris": [CALLBACK], **metadata})
     assert_oauth_error(response, "invalid_client_metadata")
+
+
+async def test_unsupported_grant_and_response_types_are_dropped_and_never_granted(
+    auth_client: httpx.AsyncClient,
+) -> None:
+    """Issue 14 finding 7: older VS Code builds send their whole list; RFC 7591 §2 lets us narrow it."""
+    requested = {
+        "grant_types": [
+            "authorization_code",
+            "urn:ietf:params:oauth:grant-type:device_code",
+            "implicit",
+            "client_credentials",
+            "refresh_token",
+        ],
+        "response_types": ["code", "token"],
+    }
+    response = await auth_client.post("/register", json={"redirect_uris": [CALLBACK], **requested})
+    assert response.status_code == 201, response.text
+    registered = response.json()
+    assert registered["grant_types"] == ["authorization_code", "refresh_token"]  # what was registered
+    assert registered["response_types"] == ["code"]
+    # The dropped grant stays unusable: client_credentials is refused for this client.
+    answer = await auth_client.post(
+        "/token",
+        data={"grant_type": "client_credentials", "client_id": registered["client_id"]},
+        auth=(registered["client_id"], registered.get("client_secret", "")),
+    )
+    assert answer.status_code in (400, 401), answer.text
+    assert answer.json()["error"] in ("unauthorized_client", "invalid_client", "unsupported_grant_type")
 
 
 @pytest.mark.parametrize(

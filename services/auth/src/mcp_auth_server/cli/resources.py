@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import delete, select
 
 from mcp_auth_server.cli.database import command_session, table
 from mcp_auth_server.cli.errors import CommandError
 from mcp_auth_server.clock import now
 from mcp_auth_server.db.models import Resource
-from mcp_auth_server.oauth.rfc8707_resource_indicators import InvalidResource, canonical_resource
-from mcp_auth_server.oauth.scopes import OFFLINE_ACCESS
+from mcp_auth_server.oauth.rfc8707_resource_indicators import canonical_resource
+from mcp_auth_server.settings import ResourceConfig, describe_resource_problem
 from mcp_auth_server.store.resources import merged, registered
 
 
@@ -25,6 +26,20 @@ def register(commands: Any) -> None:
     add.add_argument("--scope", action="append", required=True, help="repeatable")
     add.add_argument("--default-scope", action="append", default=[], help="granted when a client asks none")
     add.add_argument("--name")
+    add.add_argument(
+        "--describe",
+        action="append",
+        default=[],
+        metavar="SCOPE=TEXT",
+        help="what a scope lets the server do, shown on the consent page (repeatable)",
+    )
+    add.add_argument(
+        "--alias",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="another URL of the same server, e.g. its legacy https://tools.example.com/sse (repeatable)",
+    )
     add.add_argument(
         "--upstream-token-scope",
         metavar="SCOPE",
@@ -40,24 +55,36 @@ def register(commands: Any) -> None:
 
 
 async def add_resource(args: argparse.Namespace) -> None:
-    try:
-        resource = canonical_resource(args.resource)
-    except InvalidResource as exc:
-        raise CommandError(f"{args.resource}: {exc}") from None
-    if OFFLINE_ACCESS in args.scope:
-        raise CommandError("offline_access is not a resource scope; clients add it themselves")
-    if not set(args.default_scope) <= set(args.scope):
-        raise CommandError("--default-scope values must be among the --scope values")
-    if args.upstream_token_scope is not None and args.upstream_token_scope not in args.scope:
-        raise CommandError("--upstream-token-scope must be one of the --scope values")
+    descriptions: dict[str, str] = {}
+    for described in args.describe:
+        scope, equals, text = described.partition("=")
+        if not equals:
+            raise CommandError(
+                f"--describe {described!r}: write SCOPE=TEXT, e.g. notes:read='read your notes'"
+            )
+        descriptions[scope] = text
+    try:  # exactly the rules of an AUTH_RESOURCES entry
+        config = ResourceConfig(
+            resource=args.resource,
+            scopes=args.scope,
+            default_scopes=args.default_scope or None,
+            name=args.name,
+            scope_descriptions=descriptions,
+            aliases=args.alias,
+            upstream_token_scope=args.upstream_token_scope,
+        )
+    except ValidationError as exc:
+        raise CommandError(f"{args.resource}: {describe_resource_problem(exc)}") from None
+    resource = config.resource
     async with command_session() as (_settings, session):
         row = await session.get(Resource, resource) or Resource(resource=resource, created_at=now())
-        row.scopes, row.default_scopes, row.name = args.scope, args.default_scope, args.name
-        row.upstream_token_scope = args.upstream_token_scope
+        row.scopes, row.default_scopes, row.name = config.scopes, config.default_scopes or [], config.name
+        row.scope_descriptions, row.aliases = config.scope_descriptions, config.aliases
+        row.upstream_token_scope = config.upstream_token_scope
         session.add(row)
         await session.commit()
-    exchange = f"; upstream tokens with {args.upstream_token_scope}" if args.upstream_token_scope else ""
-    print(f"resource {resource}: scopes {' '.join(args.scope)}{exchange}")
+    exchange = f"; upstream tokens with {config.upstream_token_scope}" if config.upstream_token_scope else ""
+    print(f"resource {resource}: scopes {' '.join(config.scopes)}{exchange}")
 
 
 async def list_resources(_args: argparse.Namespace) -> None:

@@ -83,6 +83,9 @@ class Resource(Base):
     # The scope that lets this server obtain the user's upstream token by exchange; None: it may not.
     upstream_token_scope: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # scope -> text for the consent page; other identifiers of the same server (e.g. its /sse URL).
+    scope_descriptions: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    aliases: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
 
 
 class User(Base):

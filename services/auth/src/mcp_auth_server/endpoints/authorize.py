@@ -213,7 +213,7 @@ def _consent_page(
         scopes=[
             {
                 "name": scope,
-                "description": describe(scope),
+                "description": describe(scope, resource.scope_descriptions),
                 "upstream_token": scope == resource.upstream_token_scope,
             }
             for scope in approved.scopes

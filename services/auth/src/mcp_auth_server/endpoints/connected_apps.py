@@ -8,6 +8,7 @@ Revoke button POSTs to /account/apps/revoke with a CSRF token bound to the brows
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
@@ -20,11 +21,13 @@ from mcp_auth_server.endpoints.account_session import (
 )
 from mcp_auth_server.endpoints.dependencies import RuntimeDep, transaction
 from mcp_auth_server.endpoints.sign_in import SignedIn, signed_in_user
+from mcp_auth_server.oauth.scopes import describe
 from mcp_auth_server.policy.admission import request_policy
 from mcp_auth_server.policy.credentials import CredentialPolicy, CredentialRefused
 from mcp_auth_server.policy.question import Path, Question
 from mcp_auth_server.store import audit
 from mcp_auth_server.store.connected_apps import HeldGrant, by_application, held_grants, revoke_connection
+from mcp_auth_server.store.resources import RegisteredResource
 from mcp_auth_server.store.standings import GrantStanding, client_standing
 from mcp_auth_server.web.cookies import BROWSER
 from mcp_auth_server.web.pages import render
@@ -50,7 +53,7 @@ async def connected_apps_page(request: Request, runtime: RuntimeDep) -> Response
             await _still_good(policy, signed_in, await held_grants(session, signed_in.user.id))
         )
     user = signed_in.user
-    names = {registered.resource: registered.name for registered in runtime.resources.all()}
+    known = {registered.resource: registered for registered in runtime.resources.all()}
     binding, _ = runtime.cookies.browser_binding(request)
     response = render(
         runtime.templates,
@@ -63,8 +66,11 @@ async def connected_apps_page(request: Request, runtime: RuntimeDep) -> Response
                 "resources": [
                     {
                         "resource": r.resource,
-                        "name": names.get(r.resource, r.resource),
-                        "scopes": r.scopes,
+                        "name": known[r.resource].name if r.resource in known else r.resource,
+                        "scopes": [
+                            {"name": scope, "description": describe(scope, _descriptions(known, r.resource))}
+                            for scope in r.scopes
+                        ],
                         "granted": _when(r.granted_at),
                         "last_used": _when(r.last_used_at),
                     }
@@ -130,6 +136,10 @@ async def revoke_app(request: Request, runtime: RuntimeDep) -> Response:
                 )
     # A session that ended meanwhile lands on the page's sign-in offer; a reload never re-posts.
     return RedirectResponse(runtime.url(ACCOUNT_HOME), status_code=303)
+
+
+def _descriptions(known: dict[str, RegisteredResource], resource: str) -> Mapping[str, str]:
+    return known[resource].scope_descriptions if resource in known else {}
 
 
 def _when(moment: int | None) -> str:

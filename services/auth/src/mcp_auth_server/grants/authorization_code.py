@@ -22,7 +22,7 @@ from mcp_auth_server.grants.results import TokenResult
 from mcp_auth_server.oauth.errors import invalid_grant, invalid_target
 from mcp_auth_server.oauth.rfc7636_pkce import verifier_matches
 from mcp_auth_server.oauth.rfc8252_redirect_uris import matches_registered
-from mcp_auth_server.oauth.rfc8707_resource_indicators import InvalidResource, canonical_resource
+from mcp_auth_server.oauth.rfc8707_resource_indicators import InvalidResource
 from mcp_auth_server.oauth.rfc9068_access_tokens import issue_access_token, new_jti
 from mcp_auth_server.oauth.scopes import OFFLINE_ACCESS
 from mcp_auth_server.policy.admission import request_policy
@@ -67,7 +67,7 @@ async def exchange_code(
         raise invalid_grant("code_verifier does not match the code_challenge")
     if request.resource:
         try:
-            named = [canonical_resource(value) for value in request.resource]
+            named = [runtime.resources.audience(value) for value in request.resource]  # aliases: /sse
         except InvalidResource as exc:
             raise invalid_target(str(exc)) from None
         if named != [stored.resource]:

@@ -18,7 +18,7 @@ from mcp_auth_server.grants.client_authentication import require_client_allowed
 from mcp_auth_server.grants.requests import RefreshTokenRequest
 from mcp_auth_server.grants.results import TokenResult
 from mcp_auth_server.oauth.errors import invalid_grant, invalid_scope, invalid_target
-from mcp_auth_server.oauth.rfc8707_resource_indicators import InvalidResource, canonical_resource
+from mcp_auth_server.oauth.rfc8707_resource_indicators import InvalidResource
 from mcp_auth_server.oauth.rfc9068_access_tokens import issue_access_token
 from mcp_auth_server.oauth.scopes import parse_scope
 from mcp_auth_server.policy.admission import request_policy
@@ -42,7 +42,7 @@ async def refresh(
         raise invalid_grant("unknown refresh token")
     if family.client_id != client.client_id:
         raise invalid_grant("the refresh token was issued to another client")
-    _check_resource(request.resource, family)
+    _check_resource(runtime, request.resource, family)
     scopes = parse_scope(request.scope) or family.scopes
     if not set(scopes) <= set(family.scopes):
         raise invalid_scope("a refresh can only narrow the granted scopes")
@@ -89,10 +89,10 @@ async def refresh(
     return TokenResult.of(access, scopes, refresh_token)
 
 
-def _check_resource(values: list[str], family: Family) -> None:
+def _check_resource(runtime: Runtime, values: list[str], family: Family) -> None:
     for value in values:
         try:
-            if canonical_resource(value) != family.resource:
+            if runtime.resources.audience(value) != family.resource:  # an alias (/sse) names it too
                 raise invalid_target("resource differs from the one this grant is for")
         except InvalidResource as exc:
             raise invalid_target(str(exc)) from None

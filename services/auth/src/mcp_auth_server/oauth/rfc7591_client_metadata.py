@@ -1,7 +1,11 @@
 """Client registration metadata (RFC 7591 §2), validated field by field.
 
 Unknown fields are ignored (§2); known ones must make sense or the request fails with
-`invalid_redirect_uri` / `invalid_client_metadata` (§3.2.2).
+`invalid_redirect_uri` / `invalid_client_metadata` (§3.2.2). Grant and response types we do not
+support are dropped rather than refused (§2 lets the server replace requested values with what it
+supports, and the response says what was registered): clients such as older VS Code builds send
+their whole list. A client that asks for `offline_access` in its `scope` gets `refresh_token`
+registered with it, since that scope is useless without the grant.
 """
 
 from __future__ import annotations
@@ -9,13 +13,14 @@ from __future__ import annotations
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mcp_auth_server.oauth.errors import OAuthError
 from mcp_auth_server.oauth.rfc8252_redirect_uris import InvalidRedirectUri, check_registrable
 from mcp_auth_server.settings import is_loopback_host
 
 AuthMethod = Literal["none", "client_secret_basic", "client_secret_post"]
+GRANT_TYPES = ("authorization_code", "refresh_token")  # what dynamically registered clients may use
 
 
 class ClientMetadata(BaseModel):
@@ -23,8 +28,8 @@ class ClientMetadata(BaseModel):
 
     redirect_uris: list[str] = Field(min_length=1, max_length=20)
     token_endpoint_auth_method: AuthMethod = "client_secret_basic"  # §2 default
-    grant_types: list[Literal["authorization_code", "refresh_token"]] = ["authorization_code"]
-    response_types: list[Literal["code"]] = ["code"]
+    grant_types: list[str] = Field(default=["authorization_code"], max_length=20)
+    response_types: list[str] = Field(default=["code"], max_length=20)
     client_name: str | None = Field(default=None, max_length=200)
     client_uri: str | None = Field(default=None, max_length=2000)
     logo_uri: str | None = Field(default=None, max_length=2000)
@@ -38,10 +43,24 @@ class ClientMetadata(BaseModel):
 
     @field_validator("grant_types")
     @classmethod
-    def _needs_authorization_code(cls, value: list[str]) -> list[str]:
+    def _supported_grant_types(cls, value: list[str]) -> list[str]:
         if "authorization_code" not in value:
             raise ValueError("grant_types must include authorization_code")
-        return list(dict.fromkeys(value))
+        return [grant for grant in dict.fromkeys(value) if grant in GRANT_TYPES]
+
+    @field_validator("response_types")
+    @classmethod
+    def _supported_response_types(cls, value: list[str]) -> list[str]:
+        if "code" not in value:
+            raise ValueError("response_types must include code (the only one this server supports)")
+        return ["code"]
+
+    @model_validator(mode="after")
+    def _offline_access_brings_refresh_tokens(self) -> ClientMetadata:
+        # OpenID Connect Core §11: offline_access asks for a refresh token, which needs this grant.
+        if "offline_access" in (self.scope or "").split() and "refresh_token" not in self.grant_types:
+            self.grant_types = [*self.grant_types, "refresh_token"]
+        return self
 
     @field_validator("client_uri", "logo_uri", "tos_uri", "policy_uri")
     @classmethod

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from mcp_auth_server.oauth.errors import invalid_scope
 
@@ -16,8 +16,9 @@ DESCRIPTIONS = {
 }
 
 
-def describe(scope: str) -> str:
-    return DESCRIPTIONS.get(scope, "access granted by this scope")
+def describe(scope: str, descriptions: Mapping[str, str]) -> str:
+    """The words the consent and connected-apps pages use: the resource's own, else the built-in ones."""
+    return descriptions.get(scope) or DESCRIPTIONS.get(scope, "access granted by this scope")
 
 
 def parse_scope(value: str | None) -> list[str]:

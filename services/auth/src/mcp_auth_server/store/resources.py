@@ -7,8 +7,8 @@ and a resource added with `mcp-auth resources add` reaches every replica quickly
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -31,6 +31,8 @@ class RegisteredResource:
     default_scopes: tuple[str, ...]
     # The scope that lets this server obtain the user's upstream token by exchange; None: it may not.
     upstream_token_scope: str | None = None
+    scope_descriptions: Mapping[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()  # other identifiers clients may use for it (its /sse endpoint)
 
 
 def registered(config: ResourceConfig) -> RegisteredResource:
@@ -41,11 +43,13 @@ def registered(config: ResourceConfig) -> RegisteredResource:
         scopes=tuple(config.scopes),
         default_scopes=tuple(config.default_scopes or config.scopes),
         upstream_token_scope=config.upstream_token_scope,
+        scope_descriptions=dict(config.scope_descriptions),
+        aliases=tuple(config.aliases),
     )
 
 
 def merged(rows: Sequence[Resource], configured: list[RegisteredResource]) -> dict[str, RegisteredResource]:
-    """Resources added with the CLI, overridden by those configured in AUTH_RESOURCES."""
+    """Resources added with the CLI, overridden by those configured in AUTH_RESOURCES, by resource URL."""
     by_resource = {
         row.resource: RegisteredResource(
             row.resource,
@@ -53,11 +57,22 @@ def merged(rows: Sequence[Resource], configured: list[RegisteredResource]) -> di
             tuple(row.scopes),
             tuple(row.default_scopes or row.scopes),
             row.upstream_token_scope,
+            dict(row.scope_descriptions),
+            tuple(row.aliases),
         )
         for row in rows
     }
     by_resource.update({r.resource: r for r in configured})
     return by_resource
+
+
+def by_identifier(resources: Mapping[str, RegisteredResource]) -> dict[str, RegisteredResource]:
+    """Every identifier clients may name (resource URLs, then aliases no resource URL claims) -> resource."""
+    identifiers = dict(resources)
+    for registered_resource in resources.values():
+        for alias in registered_resource.aliases:
+            identifiers.setdefault(alias, registered_resource)
+    return identifiers
 
 
 class ResourceRegistry:
@@ -67,6 +82,7 @@ class ResourceRegistry:
         self._sessions = sessions
         self._configured = [registered(config) for config in configured]
         self._by_resource: dict[str, RegisteredResource] = {r.resource: r for r in self._configured}
+        self._by_identifier = by_identifier(self._by_resource)
         self._loaded_at = 0.0
 
     async def load(self, session: AsyncSession | None = None) -> None:
@@ -76,6 +92,7 @@ class ResourceRegistry:
         else:
             rows = (await session.scalars(select(Resource))).all()
         self._by_resource = merged(rows, self._configured)
+        self._by_identifier = by_identifier(self._by_resource)
         self._loaded_at = time.monotonic()
 
     async def refresh_if_stale(self, session: AsyncSession | None = None) -> None:
@@ -101,7 +118,14 @@ class ResourceRegistry:
             canonical = canonical_resource(value)
         except InvalidResource as exc:
             raise UnknownResource(str(exc)) from None
-        found = self._by_resource.get(canonical)
+        found = self._by_identifier.get(canonical)
         if found is None:
             raise UnknownResource(f"unknown resource {value!r}")
         return found
+
+    def audience(self, value: str) -> str:
+        """The token audience a client's `resource` value stands for: its resource's URL when it names an
+        alias, else its canonical form (InvalidResource for a malformed value)."""
+        canonical = canonical_resource(value)
+        found = self._by_identifier.get(canonical)
+        return canonical if found is None else found.resource
