@@ -1,0 +1,155 @@
+"""A red team's attacks on the credential policy (issue 11), each reproduced against the real app.
+
+Every test is named after the attack; each failed on the commit it was written against.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+import httpx
+from sqlalchemy import update
+
+from mcp_auth_server.clock import now
+from mcp_auth_server.db.models import Grant, UpstreamIdentity
+from mcp_auth_server.settings import AuthSettings
+from mcp_auth_server.upstreams.base import Connector, Identity, UpstreamRequest, UpstreamTokens
+from mcp_testing.browser import Arrival, Page
+from mcp_testing.github_standin import GitHubStandIn
+
+from ..flow import (
+    CLAUDE_CALLBACK,
+    Database,
+    GitHubService,
+    all_rows,
+    assert_oauth_error,
+    execute,
+    github_service,
+    new_request,
+    refresh,
+)
+from .test_cross_path_matrix import Person, browser, grant_of, new_client
+
+RECHECK = 300  # AUTH_UPSTREAM_RECHECK_SECONDS' default
+
+
+async def upstream_check_is_due(database: Database) -> None:
+    await execute(database, update(UpstreamIdentity).values(checked_at=now() - RECHECK - 1))
+
+
+class Rendezvous:
+    """The real connector, whose allow-list checks wait until `parties` requests are asking at once.
+
+    Nothing is faked: every answer is the GitHub stand-in's. The wait only forces the interleaving a
+    busy server produces by chance (two requests of one user in flight while GitHub is asked).
+    """
+
+    def __init__(self, real: Connector, parties: int) -> None:
+        self._real = real
+        self._parties = parties
+        self._arrived = 0
+        self._all_here = asyncio.Event()
+        self.name = real.name
+        self.display_name = real.display_name
+
+    async def login_url(self, request: UpstreamRequest) -> str:
+        return await self._real.login_url(request)
+
+    async def handle_callback(self, params: Mapping[str, str], request: UpstreamRequest) -> Identity:
+        return await self._real.handle_callback(params, request)
+
+    async def check_access(self, identity: Identity) -> None:
+        self._arrived += 1
+        if self._arrived >= self._parties:
+            self._all_here.set()
+        await asyncio.wait_for(self._all_here.wait(), timeout=10)
+        await self._real.check_access(identity)
+
+    async def refresh(self, tokens: UpstreamTokens) -> UpstreamTokens:
+        return await self._real.refresh(tokens)
+
+
+@contextlib.contextmanager
+def upstream_checks_meet(service: GitHubService, parties: int) -> Any:
+    runtime = service.app.state.runtime
+    real = runtime.upstream
+    runtime.upstream = Rendezvous(real, parties)
+    try:
+        yield
+    finally:
+        runtime.upstream = real
+
+
+@contextlib.asynccontextmanager
+async def member_with_two_grants(
+    make_settings: Callable[..., AuthSettings], github: GitHubStandIn
+) -> AsyncIterator[tuple[GitHubService, Person, list[tuple[dict[str, Any], dict[str, Any]]]]]:
+    login = f"member-{secrets.token_hex(3)}"
+    github.state.add_user(login, orgs=["acme"])
+    github.state.auto_login = login
+    async with github_service(make_settings, github, auth_allowed_orgs=["acme"]) as service:
+        person = browser(service)
+        person.login = login
+        try:
+            grants = []
+            for name in ("Desktop", "Code"):
+                client = await new_client(service, name)
+                grants.append((client, await grant_of(service, person, client)))
+            yield service, person, grants
+        finally:
+            await person.http.aclose()
+
+
+# --- deprovisioning under concurrency --------------------------------------------------------------
+
+
+async def test_two_refreshes_of_a_removed_user_in_flight_at_once_do_not_deadlock_into_a_500(
+    make_settings: Callable[..., AuthSettings], github: GitHubStandIn, database: Database
+) -> None:
+    """Each refresh locks its own grant, then (finding the user removed) revokes ALL the user's grants:
+    two of them at once wait on each other's grant row. Both must answer invalid_grant, not crash."""
+    async with member_with_two_grants(make_settings, github) as (service, person, grants):
+        github.state.users[person.login].orgs = []
+        await upstream_check_is_due(database)
+        with upstream_checks_meet(service, 2):
+            answers = await asyncio.gather(
+                *(refresh(service.client, client, tokens["refresh_token"]) for client, tokens in grants),
+                return_exceptions=True,
+            )
+        for answer in answers:
+            assert isinstance(answer, httpx.Response), repr(answer)
+            assert answer.status_code != 500, answer.text
+        for answer in answers:
+            assert isinstance(answer, httpx.Response)
+            if answer.status_code == 400:
+                assert_oauth_error(answer, "invalid_grant")
+            else:  # the loser of a conflict may be told to retry, never handed tokens
+                assert_oauth_error(answer, "temporarily_unavailable", 503)
+        ended = await all_rows(
+            database, Grant, Grant.client_id.in_([client["client_id"] for client, _ in grants])
+        )
+        assert ended
+        assert all(grant.revoked_reason == "upstream_access_lost" for grant in ended)
+
+
+# --- silent approval --------------------------------------------------------------------------------
+
+
+async def test_prompt_listing_consent_among_other_values_still_shows_the_page(
+    make_settings: Callable[..., AuthSettings], github: GitHubStandIn
+) -> None:
+    """OIDC Core §3.1.2.1: `prompt` is a space-delimited list. `login consent` asks for consent too."""
+    async with member_with_two_grants(make_settings, github) as (_service, person, grants):
+        client, _ = grants[0]
+        silent = await person.browser.open(
+            new_request(client["client_id"], redirect_uri=CLAUDE_CALLBACK).url()
+        )
+        assert isinstance(silent, Arrival)  # the control: remembered consent, https, no prompt
+        for prompt in ("consent login", "login consent", "select_account consent"):
+            request = new_request(client["client_id"], redirect_uri=CLAUDE_CALLBACK)
+            outcome = await person.browser.open(request.url(prompt=prompt))
+            assert isinstance(outcome, Page), (prompt, outcome)
