@@ -30,6 +30,7 @@ from ..flow import (
     execute,
     github_service,
     new_request,
+    query,
     refresh,
 )
 from .test_cross_path_matrix import Person, browser, grant_of, new_client
@@ -153,3 +154,9 @@ async def test_prompt_listing_consent_among_other_values_still_shows_the_page(
             request = new_request(client["client_id"], redirect_uri=CLAUDE_CALLBACK)
             outcome = await person.browser.open(request.url(prompt=prompt))
             assert isinstance(outcome, Page), (prompt, outcome)
+        # `none` with anything else is an error (and never a code): "show no page, but ask consent".
+        request = new_request(client["client_id"], redirect_uri=CLAUDE_CALLBACK)
+        mixed = await person.browser.open(request.url(prompt="none consent"))
+        assert isinstance(mixed, Arrival), mixed
+        assert "code" not in query(mixed.url)
+        assert query(mixed.url)["error"] == "invalid_request"
