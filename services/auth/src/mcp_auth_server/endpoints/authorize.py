@@ -132,7 +132,10 @@ async def _authorize_verified_client(
     scopes = requested_scopes(
         params.get("scope"), resource.scopes, resource.default_scopes, "refresh_token" in client.grant_types
     )
-    prompt = params.get("prompt")
+    # OIDC Core §3.1.2.1: a space-delimited list; `none` stands alone.
+    prompt = frozenset((params.get("prompt") or "").split())
+    if "none" in prompt and len(prompt) > 1:
+        raise OAuthError("invalid_request", "prompt=none cannot be combined with other values")
     approved = CodeRequest(
         client_id=client.client_id,
         redirect_uri=redirect_uri,
@@ -159,9 +162,9 @@ async def _authorize_verified_client(
             remembered = True
         except CredentialRefused:
             remembered = False  # the page asks again
-        if remembered and prompt != "consent" and _identity_assured(redirect_uri):
+        if remembered and "consent" not in prompt and _identity_assured(redirect_uri):
             return await issue_code_redirect(runtime, session, signed_in.user, approved, 302)
-    if prompt == "none":
+    if "none" in prompt:
         if signed_in is None:
             raise OAuthError("login_required", "the user must sign in")
         if not remembered:
