@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 from sqlalchemy import update
 
+from mcp_auth_server.cli import main as mcp_auth
 from mcp_auth_server.clock import now
-from mcp_auth_server.db.models import Grant, UpstreamIdentity
+from mcp_auth_server.db.models import Grant, UpstreamIdentity, User
 from mcp_auth_server.settings import AuthSettings
 from mcp_auth_server.upstreams.base import Connector, Identity, UpstreamRequest, UpstreamTokens
 from mcp_testing.browser import Arrival, Page
@@ -29,11 +30,13 @@ from ..flow import (
     assert_oauth_error,
     execute,
     github_service,
+    github_tokens,
     new_request,
     query,
     refresh,
+    token_claims,
 )
-from .test_cross_path_matrix import Person, browser, grant_of, new_client
+from .test_cross_path_matrix import Person, browser, cli_environment, grant_of, new_client
 
 RECHECK = 300  # AUTH_UPSTREAM_RECHECK_SECONDS' default
 
@@ -160,3 +163,24 @@ async def test_prompt_listing_consent_among_other_values_still_shows_the_page(
         assert isinstance(mixed, Arrival), mixed
         assert "code" not in query(mixed.url)
         assert query(mixed.url)["error"] == "invalid_request"
+
+
+# --- offboarding ----------------------------------------------------------------------------------
+
+
+async def test_a_login_spelled_like_a_user_id_does_not_shield_that_user_from_disable(
+    make_settings: Callable[..., AuthSettings], github: GitHubStandIn, database: Database
+) -> None:
+    """A user about to be offboarded learns their id (the `sub` of their own tokens) and signs in with a
+    second account whose login is that id (a valid GitHub login). `users disable <id>` must still work."""
+    github.state.add_user("leaver")
+    async with github_service(make_settings, github) as service:
+        tokens = await github_tokens(service, "leaver")
+        user_id = (await token_claims(service.client, tokens.access_token))["sub"]
+        github.state.add_user(user_id)  # e.g. 3f2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b: letters, digits, hyphens
+        await github_tokens(service, user_id)
+        with cli_environment(service.app.state.runtime.settings.database_url):
+            await asyncio.to_thread(mcp_auth, ["users", "disable", user_id])
+        [leaver] = await all_rows(database, User, User.id == user_id)
+        assert leaver.disabled_at is not None
+        assert_oauth_error(await refresh(service.client, tokens.client, tokens.refresh_token), "invalid_grant")
