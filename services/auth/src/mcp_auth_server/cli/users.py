@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_auth_server.cli.database import command_session, table, when
@@ -122,10 +122,14 @@ async def enable_user(args: argparse.Namespace) -> None:
 
 
 async def _find(session: AsyncSession, reference: str) -> User:
-    """A user by id or login (logins are unique only per provider: more than one match is an error)."""
-    found = (
-        await session.scalars(select(User).where(or_(User.id == reference, User.login == reference)))
-    ).all()
+    """A user by id, else by login (logins are unique only per provider: more than one match is an error).
+
+    The id wins outright: a login is chosen by the person (a GitHub login may be spelled like one of our
+    ids), so it must never make an id ambiguous and stall offboarding."""
+    by_id = await session.get(User, reference)
+    if by_id is not None:
+        return by_id
+    found = (await session.scalars(select(User).where(User.login == reference))).all()
     if not found:
         raise CommandError(f"no user {reference}")
     if len(found) > 1:
