@@ -183,4 +183,6 @@ async def test_a_login_spelled_like_a_user_id_does_not_shield_that_user_from_dis
             await asyncio.to_thread(mcp_auth, ["users", "disable", user_id])
         [leaver] = await all_rows(database, User, User.id == user_id)
         assert leaver.disabled_at is not None
-        assert_oauth_error(await refresh(service.client, tokens.client, tokens.refresh_token), "invalid_grant")
+        assert_oauth_error(
+            await refresh(service.client, tokens.client, tokens.refresh_token), "invalid_grant"
+        )
