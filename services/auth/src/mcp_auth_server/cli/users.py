@@ -93,7 +93,7 @@ async def show_user(args: argparse.Namespace) -> None:
             g.client_id,
             g.resource,
             " ".join(g.scopes),
-            "live" if is_live(g) else (g.revoked_reason or "ended"),
+            _grant_state(g),
         ]
         for g in grants
     ]
