@@ -22,6 +22,7 @@ from mcp_auth_server.upstreams.base import Connector, Identity, UpstreamRequest,
 from mcp_testing.browser import Arrival, Page
 from mcp_testing.github_standin import GitHubStandIn
 
+from ..conftest import ISSUER
 from ..flow import (
     CLAUDE_CALLBACK,
     Database,
@@ -36,7 +37,7 @@ from ..flow import (
     refresh,
     token_claims,
 )
-from .test_cross_path_matrix import Person, browser, cli_environment, grant_of, new_client
+from .test_cross_path_matrix import APPS, Person, browser, cli_environment, grant_of, new_client
 
 RECHECK = 300  # AUTH_UPSTREAM_RECHECK_SECONDS' default
 
@@ -186,3 +187,59 @@ async def test_a_login_spelled_like_a_user_id_does_not_shield_that_user_from_dis
         assert_oauth_error(
             await refresh(service.client, tokens.client, tokens.refresh_token), "invalid_grant"
         )
+
+
+# --- the upstream failing while it is asked about a signed-in user ----------------------------------
+
+
+async def test_github_failing_as_a_signed_in_user_approves_is_sent_back_to_the_client(
+    make_settings: Callable[..., AuthSettings], github: GitHubStandIn, database: Database
+) -> None:
+    """Issue 11: "provider failure → redirect with temporarily_unavailable, with state and iss". A
+    signed-in user whose re-check is due approves a new client while GitHub's API fails: the client
+    must hear back rather than the person being left on a JSON error."""
+    async with member_with_two_grants(make_settings, github) as (service, person, _grants):
+        client = await new_client(service, "New")
+        request = new_request(client["client_id"], redirect_uri=CLAUDE_CALLBACK)
+        consent = await person.browser.open(request.url())
+        assert isinstance(consent, Page)
+        await upstream_check_is_due(database)
+        github.state.fail("api", "5xx")
+        answer = await person.browser.submit(consent, {"decision": "approve"})
+        assert isinstance(answer, Arrival), (answer.status_code, answer.text)
+        params = query(answer.url)
+        assert (params["error"], params["state"], params["iss"]) == (
+            "temporarily_unavailable",
+            request.state,
+            ISSUER,
+        )
+
+
+async def test_a_user_can_revoke_an_application_while_github_is_down(
+    make_settings: Callable[..., AuthSettings], github: GitHubStandIn, database: Database
+) -> None:
+    """Revoking gives access up: it must not wait on the upstream vouching for the person again."""
+    async with member_with_two_grants(make_settings, github) as (_service, person, grants):
+        page = await person.browser.open(APPS)
+        assert isinstance(page, Page)
+        client, _ = grants[0]
+        index = next(
+            i for i, form in enumerate(page.forms()) if form.fields.get("client_id") == client["client_id"]
+        )
+        await upstream_check_is_due(database)
+        github.state.fail("api", "5xx")
+        await person.browser.submit(page, {}, form_index=index)
+        [grant] = await all_rows(database, Grant, Grant.client_id == client["client_id"])
+        assert grant.revoked_reason == "revoked_by_user"
+
+
+async def test_the_account_page_while_github_is_down_is_a_page_for_the_person(
+    make_settings: Callable[..., AuthSettings], github: GitHubStandIn, database: Database
+) -> None:
+    async with member_with_two_grants(make_settings, github) as (_service, person, _grants):
+        await upstream_check_is_due(database)
+        github.state.fail("api", "5xx")
+        for url in (APPS, f"{ISSUER}/account/login"):
+            page = await person.http.get(url)
+            assert page.status_code == 503, page.text
+            assert page.headers["content-type"].startswith("text/html"), page.text
