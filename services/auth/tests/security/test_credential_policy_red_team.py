@@ -21,6 +21,7 @@ from mcp_auth_server.settings import AuthSettings
 from mcp_auth_server.upstreams.base import Connector, Identity, UpstreamRequest, UpstreamTokens
 from mcp_testing.browser import Arrival, Page
 from mcp_testing.github_standin import GitHubStandIn
+from mcp_testing.oidc_standin import OidcStandIn
 
 from ..conftest import ISSUER
 from ..flow import (
@@ -29,6 +30,7 @@ from ..flow import (
     GitHubService,
     all_rows,
     assert_oauth_error,
+    audit_events,
     execute,
     github_service,
     github_tokens,
@@ -36,6 +38,12 @@ from ..flow import (
     query,
     refresh,
     token_claims,
+)
+from ..upstreams.oidc_flow import (
+    expire_upstream_token,
+    forget_upstream_check,
+    oidc_service,
+    tokens_after_sign_in,
 )
 from .test_cross_path_matrix import APPS, Person, browser, cli_environment, grant_of, new_client
 
@@ -243,3 +251,26 @@ async def test_the_account_page_while_github_is_down_is_a_page_for_the_person(
             page = await person.http.get(url)
             assert page.status_code == 503, page.text
             assert page.headers["content-type"].startswith("text/html"), page.text
+
+
+async def test_a_userinfo_outage_after_a_rotating_upstream_refresh_does_not_later_deprovision_the_user(
+    make_settings: Callable[..., AuthSettings], oidc_provider: OidcStandIn, database: Database
+) -> None:
+    """The re-check renews the user's upstream token first; the provider rotates the refresh token (the
+    old one is dead from then on); then asking userinfo fails. The request answers 503, but it must keep
+    the new refresh token: rolled back, the next re-check presents the dead one, the provider refuses,
+    and the policy deprovisions a user nobody removed, for a transient outage."""
+    state = oidc_provider.state
+    user = state.add_user("alice")
+    scopes = "openid email profile offline_access"
+    async with oidc_service(make_settings, oidc_provider, oidc_scopes=scopes) as service:
+        tokens = await tokens_after_sign_in(service, "alice")
+        await expire_upstream_token(database, user.sub)
+        await forget_upstream_check(database, user.sub)
+        state.fail("userinfo", "5xx")
+        busy = await refresh(service.client, tokens["client"], tokens["refresh_token"])
+        assert_oauth_error(busy, "temporarily_unavailable", 503)
+        state.recover()
+        again = await refresh(service.client, tokens["client"], tokens["refresh_token"])
+        assert again.status_code == 200, again.text
+        assert not await audit_events(database, "upstream_access_lost")
