@@ -51,6 +51,7 @@ class UpstreamAdmission:
         if linked is None:
             await self._refuse(user.id, "their upstream identity is gone")
             return
+        stored = linked.access_token_encrypted
         try:
             tokens = await fresh_upstream_tokens(runtime, session, linked)
             identity = Identity(provider=linked.provider, subject=linked.subject, tokens=tokens)
@@ -60,7 +61,10 @@ class UpstreamAdmission:
         except UpstreamUnavailable as exc:
             name = runtime.upstream.display_name
             raise temporarily_unavailable(
-                f"{name} is unavailable to confirm the user's access: {exc}"
+                f"{name} is unavailable to confirm the user's access: {exc}",
+                # Tokens renewed before the failure are kept: a provider that rotates refresh tokens
+                # has already retired the old one, and the next re-check would be refused with it.
+                persist=linked.access_token_encrypted != stored,
             ) from None
         linked.checked_at = now()
 
