@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import update
 
 from mcp_auth_server.cli import main as mcp_auth
@@ -36,6 +37,7 @@ from ..flow import (
     github_tokens,
     new_request,
     query,
+    redeem,
     refresh,
     token_claims,
 )
@@ -274,3 +276,44 @@ async def test_a_userinfo_outage_after_a_rotating_upstream_refresh_does_not_late
         again = await refresh(service.client, tokens["client"], tokens["refresh_token"])
         assert again.status_code == 200, again.text
         assert not await audit_events(database, "upstream_access_lost")
+
+
+class DuringUpstreamCheck(Rendezvous):
+    """The real connector; while it is asked about the user, `meanwhile` runs (another actor's move)."""
+
+    def __init__(self, real: Connector, meanwhile: Callable[[], Any]) -> None:
+        super().__init__(real, 1)
+        self._meanwhile = meanwhile
+
+    async def check_access(self, identity: Identity) -> None:
+        await self._meanwhile()
+        await self._real.check_access(identity)
+
+
+@pytest.mark.xfail(strict=True, reason="a redemption in flight outlives `users disable` (see the report)")
+async def test_a_code_redeemed_while_the_user_is_being_disabled_leaves_no_live_grant(
+    make_settings: Callable[..., AuthSettings], github: GitHubStandIn, database: Database
+) -> None:
+    """The operator disables the user while a code of theirs is being redeemed (the redemption is asking
+    GitHub): `disable` revokes every grant it can see, and the redemption then adds one it could not."""
+    async with member_with_two_grants(make_settings, github) as (service, person, grants):
+        client, _ = grants[0]
+        request = new_request(client["client_id"], redirect_uri=CLAUDE_CALLBACK)
+        arrival = await person.browser.open(request.url())
+        assert isinstance(arrival, Arrival)
+        [user] = await all_rows(database, User, User.login == person.login)
+        await upstream_check_is_due(database)
+
+        async def operator_disables() -> None:
+            with cli_environment(service.app.state.runtime.settings.database_url):
+                await asyncio.to_thread(mcp_auth, ["users", "disable", user.id])
+
+        runtime = service.app.state.runtime
+        real = runtime.upstream
+        runtime.upstream = DuringUpstreamCheck(real, operator_disables)
+        try:
+            await redeem(service.client, request, query(arrival.url)["code"])
+        finally:
+            runtime.upstream = real
+        live = await all_rows(database, Grant, Grant.user_id == user.id, Grant.revoked_at.is_(None))
+        assert live == [], "a disabled user holds a live grant"
