@@ -317,3 +317,21 @@ async def test_a_code_redeemed_while_the_user_is_being_disabled_leaves_no_live_g
             runtime.upstream = real
         live = await all_rows(database, Grant, Grant.user_id == user.id, Grant.revoked_at.is_(None))
         assert live == [], "a disabled user holds a live grant"
+
+
+async def test_a_spent_github_rate_limit_does_not_deprovision_the_user(
+    make_settings: Callable[..., AuthSettings], github: GitHubStandIn, database: Database
+) -> None:
+    """The user's GitHub token is also the one their tools get by exchange: a tool server (or a busy
+    user) can spend its hourly quota. GitHub then answers 403 with `x-ratelimit-remaining: 0` — "wait",
+    not "no". The re-check due meanwhile must not take that as a refusal and deprovision the user."""
+    async with member_with_two_grants(make_settings, github) as (service, _person, grants):
+        client, tokens = grants[0]
+        await upstream_check_is_due(database)
+        github.state.fail("api", "rate_limit")
+        busy = await refresh(service.client, client, tokens["refresh_token"])
+        assert_oauth_error(busy, "temporarily_unavailable", 503)
+        github.state.recover()
+        again = await refresh(service.client, client, tokens["refresh_token"])
+        assert again.status_code == 200, again.text
+        assert not await audit_events(database, "upstream_access_lost")
