@@ -13,11 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
 
 from mcp_auth_server.cli import main as mcp_auth
-from mcp_auth_server.clock import now
-from mcp_auth_server.db.models import Grant, UpstreamIdentity, User
+from mcp_auth_server.db.models import Grant, User
 from mcp_auth_server.settings import AuthSettings
 from mcp_auth_server.upstreams.base import Connector, Identity, UpstreamRequest, UpstreamTokens
 from mcp_testing.browser import Arrival, Page
@@ -32,7 +30,6 @@ from ..flow import (
     all_rows,
     assert_oauth_error,
     audit_events,
-    execute,
     github_service,
     github_tokens,
     new_request,
@@ -47,13 +44,8 @@ from ..upstreams.oidc_flow import (
     oidc_service,
     tokens_after_sign_in,
 )
+from .test_credential_policy_attacks import upstream_check_is_due
 from .test_cross_path_matrix import APPS, Person, browser, cli_environment, grant_of, new_client
-
-RECHECK = 300  # AUTH_UPSTREAM_RECHECK_SECONDS' default
-
-
-async def upstream_check_is_due(database: Database) -> None:
-    await execute(database, update(UpstreamIdentity).values(checked_at=now() - RECHECK - 1))
 
 
 class Rendezvous:
@@ -89,10 +81,11 @@ class Rendezvous:
 
 
 @contextlib.contextmanager
-def upstream_checks_meet(service: GitHubService, parties: int) -> Any:
+def upstream_wrapped(service: GitHubService, wrap: Callable[[Connector], Connector]) -> Any:
+    """The service's own connector, wrapped by `wrap` for the block."""
     runtime = service.app.state.runtime
     real = runtime.upstream
-    runtime.upstream = Rendezvous(real, parties)
+    runtime.upstream = wrap(real)
     try:
         yield
     finally:
@@ -130,7 +123,7 @@ async def test_two_refreshes_of_a_removed_user_in_flight_at_once_do_not_deadlock
     async with member_with_two_grants(make_settings, github) as (service, person, grants):
         github.state.users[person.login].orgs = []
         await upstream_check_is_due(database)
-        with upstream_checks_meet(service, 2):
+        with upstream_wrapped(service, lambda real: Rendezvous(real, 2)):
             answers = await asyncio.gather(
                 *(refresh(service.client, client, tokens["refresh_token"]) for client, tokens in grants),
                 return_exceptions=True,
@@ -308,13 +301,8 @@ async def test_a_code_redeemed_while_the_user_is_being_disabled_leaves_no_live_g
             with cli_environment(service.app.state.runtime.settings.database_url):
                 await asyncio.to_thread(mcp_auth, ["users", "disable", user.id])
 
-        runtime = service.app.state.runtime
-        real = runtime.upstream
-        runtime.upstream = DuringUpstreamCheck(real, operator_disables)
-        try:
+        with upstream_wrapped(service, lambda real: DuringUpstreamCheck(real, operator_disables)):
             await redeem(service.client, request, query(arrival.url)["code"])
-        finally:
-            runtime.upstream = real
         live = await all_rows(database, Grant, Grant.user_id == user.id, Grant.revoked_at.is_(None))
         assert live == [], "a disabled user holds a live grant"
 
