@@ -28,13 +28,16 @@ from ..flow import (
     Database,
     GitHubService,
     all_rows,
+    approve_and_sign_in,
     assert_oauth_error,
+    browser_for,
     github_service,
     github_tokens,
     new_request,
     query,
     redeem,
     refresh,
+    register,
     token_claims,
 )
 from ..upstreams.oidc_flow import (
@@ -324,3 +327,30 @@ async def test_a_spent_github_rate_limit_does_not_deprovision_the_user(
         assert again.status_code == 200, again.text
         [grant] = await all_rows(database, Grant, Grant.client_id == client["client_id"])
         assert grant.revoked_at is None
+
+
+# --- silent approval: https is not enough on this machine's own addresses ----------------------------
+
+
+@pytest.mark.parametrize(
+    "redirect_uri",
+    [
+        "https://127.0.0.1:8443/callback",
+        "https://localhost:8443/callback",
+        "https://app.localhost/callback",  # browsers resolve *.localhost to loopback (RFC 6761 §6.3)
+        "https://[::1]:8443/callback",
+        "https://0.0.0.0:8443/callback",
+    ],
+)
+async def test_a_local_program_cannot_get_a_code_silently_through_an_https_loopback_redirect(
+    auth_client: httpx.AsyncClient, redirect_uri: str
+) -> None:
+    """RFC 8252 §8.6: on this machine's own addresses any local program can take the port when the app is
+    not listening, and one running as the user can present a certificate the browser trusts (a local
+    development CA such as mkcert's). Exact https matching proves nothing there: the page must show."""
+    registered = await register(auth_client, redirect_uris=[redirect_uri])
+    browser = browser_for(auth_client, redirect_uri)
+    url = new_request(registered["client_id"], redirect_uri=redirect_uri).url()
+    await approve_and_sign_in(browser, url, "native-user")
+    again = await browser.open(new_request(registered["client_id"], redirect_uri=redirect_uri).url())
+    assert isinstance(again, Page), again
