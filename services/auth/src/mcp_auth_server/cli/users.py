@@ -13,12 +13,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mcp_auth_server.cli.database import command_session, table, when
+from mcp_auth_server.cli.database import command_session, grant_state, table, when
 from mcp_auth_server.cli.errors import CommandError
 from mcp_auth_server.clock import now
 from mcp_auth_server.db.models import Grant, UpstreamIdentity, User
 from mcp_auth_server.store import audit
-from mcp_auth_server.store.grants import is_live
 from mcp_auth_server.store.revocation import deprovision
 
 
@@ -93,7 +92,7 @@ async def show_user(args: argparse.Namespace) -> None:
             g.client_id,
             g.resource,
             " ".join(g.scopes),
-            _grant_state(g),
+            grant_state(g),
         ]
         for g in grants
     ]
@@ -137,10 +136,6 @@ async def _find(session: AsyncSession, reference: str) -> User:
             f"{reference} names {len(found)} users; give the user id (see `mcp-auth users list`)"
         )
     return found[0]
-
-
-def _grant_state(grant: Grant) -> str:
-    return "live" if is_live(grant) else (grant.revoked_reason or "ended")
 
 
 def _state(user: User) -> str:
