@@ -175,7 +175,10 @@ async def test_prompt_listing_consent_among_other_values_still_shows_the_page(
 
 
 async def test_a_login_spelled_like_a_user_id_does_not_shield_that_user_from_disable(
-    make_settings: Callable[..., AuthSettings], github: GitHubStandIn, database: Database
+    make_settings: Callable[..., AuthSettings],
+    github: GitHubStandIn,
+    database: Database,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A user about to be offboarded learns their id (the `sub` of their own tokens) and signs in with a
     second account whose login is that id (a valid GitHub login). `users disable <id>` must still work."""
@@ -187,6 +190,12 @@ async def test_a_login_spelled_like_a_user_id_does_not_shield_that_user_from_dis
         await github_tokens(service, user_id)
         with cli_environment(service.app.state.runtime.settings.database_url):
             await asyncio.to_thread(mcp_auth, ["users", "disable", user_id])
+            capsys.readouterr()
+            await asyncio.to_thread(mcp_auth, ["users", "show", user_id])
+        shown = capsys.readouterr().out
+        assert "login       leaver" in shown
+        assert "disabled" in shown
+        assert "user_disabled" in shown  # the grant's STATE: why it ended
         [leaver] = await all_rows(database, User, User.id == user_id)
         assert leaver.disabled_at is not None
         assert_oauth_error(
