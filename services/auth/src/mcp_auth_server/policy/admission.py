@@ -11,6 +11,8 @@ One answer per user and request: a page listing several grants asks the upstream
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_auth_server.clock import now
@@ -50,7 +52,6 @@ class UpstreamAdmission:
         linked = await session.get(UpstreamIdentity, user.identity_id)
         if linked is None:
             await self._refuse(user.id, "their upstream identity is gone")
-            return
         stored = linked.access_token_encrypted
         try:
             tokens = await fresh_upstream_tokens(runtime, session, linked)
@@ -68,7 +69,7 @@ class UpstreamAdmission:
             ) from None
         linked.checked_at = now()
 
-    async def _refuse(self, user_id: str, reason: str) -> None:
+    async def _refuse(self, user_id: str, reason: str) -> NoReturn:
         await deprovision(self._session, user_id, "upstream_access_lost", reason=reason)
         raise CredentialRefused(Refusal.USER_NOT_ADMITTED, reason, persist=True)
 
