@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-FailureMode = Literal["5xx", "timeout", "junk"]
+FailureMode = Literal["5xx", "timeout", "junk", "rate_limit"]
 _SECRET_HEADERS = {"authorization", "cookie", "proxy-authorization"}
 
 
@@ -40,7 +40,14 @@ def logged(request: Request) -> LoggedRequest:
 
 
 async def misbehave(mode: FailureMode, timeout_seconds: float) -> Response:
-    """A 502 page, a hang longer than any client waits, or a 200 with truncated JSON."""
+    """A 502 page, a hang longer than any client waits, a 200 with truncated JSON, or GitHub's answer once
+    a token's hourly quota is spent (403 with `x-ratelimit-remaining: 0`: a wait, not a refusal)."""
+    if mode == "rate_limit":
+        return JSONResponse(
+            {"message": "API rate limit exceeded for user ID 1."},
+            status_code=403,
+            headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(time.time()) + 600)},
+        )
     if mode == "timeout":
         await asyncio.sleep(timeout_seconds)
         return Response(status_code=504)

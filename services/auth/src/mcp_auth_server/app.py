@@ -199,14 +199,19 @@ def _install_error_handlers(app: FastAPI) -> None:
             # the client's input is at fault, so it gets invalid_request, not a 500.
             log.warning("database refused a value: %s", type(exc.orig).__name__)
             return oauth_error_response(invalid_request("a parameter has a value this server cannot accept"))
-        if isinstance(exc, DBAPIError) and not _is_outage(exc):
+        description = "the database is unavailable, retry shortly"
+        if isinstance(exc, DBAPIError) and _sqlstate(exc).startswith(TRANSACTION_ROLLBACK_SQLSTATE):
+            # Two requests of one user ended each other's grants at once (a deadlock, each holding a
+            # grant the other revokes): the database rolled this one back whole, the other finished the
+            # job. A retry sees the outcome; nothing was half-done.
+            log.warning("transaction rolled back by the database: %s", type(exc.orig).__name__)
+            description = "a concurrent request changed the same credentials, retry shortly"
+        elif isinstance(exc, DBAPIError) and not _is_outage(exc):
             raise exc  # a bug (e.g. an IntegrityError), not an outage: a 500, logged with its traceback
-        log.warning("database unavailable: %s", type(exc).__name__)
+        else:
+            log.warning("database unavailable: %s", type(exc).__name__)
         return JSONResponse(
-            {
-                "error": "temporarily_unavailable",
-                "error_description": "the database is unavailable, retry shortly",
-            },
+            {"error": "temporarily_unavailable", "error_description": description},
             status_code=503,
             headers={**NO_STORE, "Retry-After": "2"},
         )
@@ -219,6 +224,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 # Class 22, data exception: invalid text (e.g. NUL), string too long, numeric out of range.
 DATA_EXCEPTION_SQLSTATE = "22"
+# Class 40, transaction rollback: a deadlock (40P01) or serialization failure (40001).
+TRANSACTION_ROLLBACK_SQLSTATE = "40"
 
 
 def _sqlstate(exc: DBAPIError) -> str:

@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_auth_server.db.engine import create_engine, create_session_factory
 from mcp_auth_server.db.migrate import ensure_migrated
+from mcp_auth_server.db.models import Grant
 from mcp_auth_server.settings import AuthSettings, load_settings
+from mcp_auth_server.store.grants import is_live
 
 
 @contextlib.asynccontextmanager
@@ -38,3 +40,8 @@ def when(epoch: int | None) -> str:
     if epoch is None:
         return "-"
     return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def grant_state(grant: Grant) -> str:
+    """A grant's STATE column: live, or why it ended."""
+    return "live" if is_live(grant) else (grant.revoked_reason or "ended")

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from mcp_auth_server.cli.database import command_session, table, when
+from mcp_auth_server.cli.database import command_session, grant_state, table, when
 from mcp_auth_server.cli.errors import CommandError
 from mcp_auth_server.db.models import Client, Grant, User
 from mcp_auth_server.store import audit
@@ -48,7 +48,7 @@ async def list_grants(args: argparse.Namespace) -> None:
             " ".join(g.scopes),
             when(g.created_at),
             when(g.last_used_at),
-            "live" if is_live(g) else (g.revoked_reason or "ended"),
+            grant_state(g),
         ]
         for g, login, name in found
         if args.all or is_live(g)

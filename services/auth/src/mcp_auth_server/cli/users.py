@@ -10,15 +10,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mcp_auth_server.cli.database import command_session, table, when
+from mcp_auth_server.cli.database import command_session, grant_state, table, when
 from mcp_auth_server.cli.errors import CommandError
 from mcp_auth_server.clock import now
 from mcp_auth_server.db.models import Grant, UpstreamIdentity, User
 from mcp_auth_server.store import audit
-from mcp_auth_server.store.grants import is_live
 from mcp_auth_server.store.revocation import deprovision
 
 
@@ -93,7 +92,7 @@ async def show_user(args: argparse.Namespace) -> None:
             g.client_id,
             g.resource,
             " ".join(g.scopes),
-            "live" if is_live(g) else (g.revoked_reason or "ended"),
+            grant_state(g),
         ]
         for g in grants
     ]
@@ -122,10 +121,14 @@ async def enable_user(args: argparse.Namespace) -> None:
 
 
 async def _find(session: AsyncSession, reference: str) -> User:
-    """A user by id or login (logins are unique only per provider: more than one match is an error)."""
-    found = (
-        await session.scalars(select(User).where(or_(User.id == reference, User.login == reference)))
-    ).all()
+    """A user by id, else by login (logins are unique only per provider: more than one match is an error).
+
+    The id wins outright: a login is chosen by the person (a GitHub login may be spelled like one of our
+    ids), so it must never make an id ambiguous and stall offboarding."""
+    by_id = await session.get(User, reference)
+    if by_id is not None:
+        return by_id
+    found = (await session.scalars(select(User).where(User.login == reference))).all()
     if not found:
         raise CommandError(f"no user {reference}")
     if len(found) > 1:
@@ -133,10 +136,6 @@ async def _find(session: AsyncSession, reference: str) -> User:
             f"{reference} names {len(found)} users; give the user id (see `mcp-auth users list`)"
         )
     return found[0]
-
-
-def _grant_state(grant: Grant) -> str:
-    return "live" if is_live(grant) else (grant.revoked_reason or "ended")
 
 
 def _state(user: User) -> str:

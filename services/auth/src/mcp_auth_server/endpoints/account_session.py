@@ -15,6 +15,7 @@ from starlette.responses import RedirectResponse, Response
 
 from mcp_auth_server.endpoints.dependencies import RuntimeDep, transaction
 from mcp_auth_server.endpoints.sign_in import signed_in_user
+from mcp_auth_server.oauth.errors import OAuthError
 from mcp_auth_server.policy.admission import request_policy
 from mcp_auth_server.policy.credentials import CredentialRefused
 from mcp_auth_server.runtime import Runtime
@@ -42,14 +43,18 @@ BINDING_MAX_AGE = REQUEST_TTL * 6
 @router.get("/account/login", include_in_schema=False)
 async def account_login(request: Request, runtime: RuntimeDep) -> Response:
     async with transaction(runtime) as session:
-        if await signed_in_user(runtime, session, request, request_policy(runtime, session)) is not None:
+        try:
+            signed_in = await signed_in_user(runtime, session, request, request_policy(runtime, session))
+        except OAuthError as exc:
+            return upstream_unavailable_page(runtime, exc.description)
+        if signed_in is not None:
             return RedirectResponse(runtime.url(ACCOUNT_HOME), status_code=303)
         binding, new_binding = runtime.cookies.browser_binding(request)
         upstream = start_sign_in(session, binding, runtime.upstream_request_box, runtime.url("/callback"))
     try:
         response: Response = RedirectResponse(await runtime.upstream.login_url(upstream), status_code=303)
     except UpstreamUnavailable as exc:
-        response = _unavailable(runtime, exc)
+        response = upstream_unavailable_page(runtime, str(exc))
     if new_binding:
         runtime.cookies.write(response, BROWSER, binding, max_age=BINDING_MAX_AGE)
     return response
@@ -81,7 +86,7 @@ async def finish_account_sign_in(
             audit.record(session, "sign_in_refused", reason=str(exc), to="account")
         return error_page(runtime.templates, 403, "Access not allowed", str(exc))
     except UpstreamUnavailable as exc:
-        return _unavailable(runtime, exc)
+        return upstream_unavailable_page(runtime, str(exc))
     async with transaction(runtime) as session:
         user = await upsert_user(session, identity, runtime.upstream_token_box)
         try:
@@ -107,8 +112,8 @@ def forged_form_page(runtime: Runtime) -> Response:
     )
 
 
-def _unavailable(runtime: Runtime, exc: UpstreamUnavailable) -> Response:
+def upstream_unavailable_page(runtime: Runtime, reason: str) -> Response:
     name = runtime.upstream.display_name
     return error_page(
-        runtime.templates, 503, f"{name} is unavailable", f"{exc}. Please try again in a moment."
+        runtime.templates, 503, f"{name} is unavailable", f"{reason}. Please try again in a moment."
     )

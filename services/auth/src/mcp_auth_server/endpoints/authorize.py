@@ -7,9 +7,10 @@ our consent page (MCP spec, confused deputy).
 
 A code is issued without a page only when the credential policy allows it (the user signed in and
 still admitted, the consent remembered and covering the scopes) AND the client's identity is assured:
-its redirect URI is https and matched exactly. A loopback or private-use-scheme redirect can be
-claimed by any local program (RFC 8252 §8.6), so such a client always gets the page ("you approved
-this application before"), as does every request with `prompt=consent`. `prompt=none` never shows a
+its redirect URI is https, matched exactly, off this machine (oauth/rfc8252_redirect_uris.identity_assured).
+A loopback or private-use-scheme redirect can be claimed by any local program (RFC 8252 §8.6), so such a
+client always gets the page ("you approved this application before"), as does every request with
+`consent` in `prompt`. `prompt=none` never shows a
 page: it answers `login_required`, `consent_required` or `interaction_required` (OIDC Core §3.1.2.6).
 """
 
@@ -33,7 +34,11 @@ from mcp_auth_server.endpoints.sign_in import (
 from mcp_auth_server.oauth.client_id_metadata_document import InvalidMetadataDocument
 from mcp_auth_server.oauth.errors import OAuthError, invalid_target
 from mcp_auth_server.oauth.rfc7636_pkce import challenge_problem
-from mcp_auth_server.oauth.rfc8252_redirect_uris import is_loopback_redirect, matches_registered
+from mcp_auth_server.oauth.rfc8252_redirect_uris import (
+    identity_assured,
+    is_loopback_redirect,
+    matches_registered,
+)
 from mcp_auth_server.oauth.scopes import describe, requested_scopes
 from mcp_auth_server.policy.admission import request_policy
 from mcp_auth_server.policy.credentials import CredentialRefused, check_client
@@ -132,7 +137,10 @@ async def _authorize_verified_client(
     scopes = requested_scopes(
         params.get("scope"), resource.scopes, resource.default_scopes, "refresh_token" in client.grant_types
     )
-    prompt = params.get("prompt")
+    # OIDC Core §3.1.2.1: a space-delimited list; `none` stands alone.
+    prompt = frozenset((params.get("prompt") or "").split())
+    if "none" in prompt and len(prompt) > 1:
+        raise OAuthError("invalid_request", "prompt=none cannot be combined with other values")
     approved = CodeRequest(
         client_id=client.client_id,
         redirect_uri=redirect_uri,
@@ -159,20 +167,15 @@ async def _authorize_verified_client(
             remembered = True
         except CredentialRefused:
             remembered = False  # the page asks again
-        if remembered and prompt != "consent" and _identity_assured(redirect_uri):
+        if remembered and "consent" not in prompt and identity_assured(redirect_uri):
             return await issue_code_redirect(runtime, session, signed_in.user, approved, 302)
-    if prompt == "none":
+    if "none" in prompt:
         if signed_in is None:
             raise OAuthError("login_required", "the user must sign in")
         if not remembered:
             raise OAuthError("consent_required", "the user must approve this application")
         raise OAuthError("interaction_required", "the user must confirm this application on a page")
     return _consent_page(request, runtime, session, client, resource, approved, signed_in, remembered)
-
-
-def _identity_assured(redirect_uri: str) -> bool:
-    """RFC 8252 §8.6: only an https redirect URI, matched exactly, proves which application asks."""
-    return urlsplit(redirect_uri).scheme == "https"
 
 
 def _consent_page(

@@ -18,18 +18,21 @@ from mcp_auth_server.endpoints.account_session import (
     BINDING_MAX_AGE,
     LOGOUT_PURPOSE,
     forged_form_page,
+    upstream_unavailable_page,
 )
 from mcp_auth_server.endpoints.dependencies import RuntimeDep, transaction
 from mcp_auth_server.endpoints.sign_in import SignedIn, signed_in_user
+from mcp_auth_server.oauth.errors import OAuthError
 from mcp_auth_server.oauth.scopes import describe
 from mcp_auth_server.policy.admission import request_policy
 from mcp_auth_server.policy.credentials import CredentialPolicy, CredentialRefused
 from mcp_auth_server.policy.question import Path, Question
 from mcp_auth_server.store import audit
+from mcp_auth_server.store.browser_sessions import live_session
 from mcp_auth_server.store.connected_apps import HeldGrant, by_application, held_grants, revoke_connection
 from mcp_auth_server.store.resources import RegisteredResource
 from mcp_auth_server.store.standings import GrantStanding, client_standing
-from mcp_auth_server.web.cookies import BROWSER
+from mcp_auth_server.web.cookies import BROWSER, SESSION
 from mcp_auth_server.web.pages import render
 
 router = APIRouter()
@@ -40,7 +43,10 @@ REVOKE_PURPOSE = "account:revoke"
 async def connected_apps_page(request: Request, runtime: RuntimeDep) -> Response:
     async with transaction(runtime) as session:
         policy = request_policy(runtime, session)
-        signed_in = await signed_in_user(runtime, session, request, policy)
+        try:
+            signed_in = await signed_in_user(runtime, session, request, policy)
+        except OAuthError as exc:
+            return upstream_unavailable_page(runtime, exc.description)
         if signed_in is None:
             return render(
                 runtime.templates,
@@ -122,9 +128,11 @@ async def revoke_app(request: Request, runtime: RuntimeDep) -> Response:
     if not runtime.cookies.csrf_valid(runtime.cookies.read(request, BROWSER), REVOKE_PURPOSE, csrf_token):
         return forged_form_page(runtime)
     async with transaction(runtime) as session:
-        signed_in = await signed_in_user(runtime, session, request, request_policy(runtime, session))
-        if signed_in is not None:
-            user_id = signed_in.user.id
+        # Giving access up needs only the person's live session, not the upstream vouching for them
+        # again: revoking works while the upstream is down, and harms no one when they were removed.
+        browser_session = await live_session(session, runtime.cookies.read(request, SESSION))
+        if browser_session is not None:
+            user_id = browser_session.user_id
             for grant_id in await revoke_connection(session, user_id, client_id, resource):
                 audit.record(
                     session,

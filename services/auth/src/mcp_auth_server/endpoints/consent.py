@@ -15,6 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from mcp_auth_server.db.models import AuthorizationRequest, User
 from mcp_auth_server.endpoints.dependencies import RuntimeDep, transaction
 from mcp_auth_server.endpoints.sign_in import CodeRequest, error_redirect, issue_code_redirect, signed_in_user
+from mcp_auth_server.oauth.errors import OAuthError
 from mcp_auth_server.policy.admission import request_policy
 from mcp_auth_server.policy.credentials import CredentialPolicy, CredentialRefused
 from mcp_auth_server.policy.question import Path, Question
@@ -71,7 +72,14 @@ async def consent(request: Request, runtime: RuntimeDep) -> Response:
                 303,
             )
         policy = request_policy(runtime, session)
-        signed_in = await signed_in_user(runtime, session, request, policy)
+        try:
+            signed_in = await signed_in_user(runtime, session, request, policy)
+        except OAuthError as exc:  # the upstream could not re-check the person: the client hears it
+            if not await discard(session, row):
+                return expired
+            return error_redirect(
+                runtime, row.redirect_uri, row.client_state, exc.error, exc.description, 303
+            )
         if signed_in is not None:
             if not await discard(session, row):
                 return expired

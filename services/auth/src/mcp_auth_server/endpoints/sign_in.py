@@ -37,6 +37,7 @@ async def signed_in_user(
     everything else) and counts as signed out; the handler's transaction commits that. A session
     also stops counting when the upstream token it was made with has died without a refresh token:
     the person signs in upstream again, or every code from the session would fail its first re-check.
+    Raises OAuthError `temporarily_unavailable` when the upstream is due to be asked and cannot be.
     """
     browser_session = await live_session(session, runtime.cookies.read(request, SESSION))
     if browser_session is None:

@@ -64,5 +64,7 @@ def unauthorized_client(description: str, status_code: int = 400) -> OAuthError:
     return OAuthError("unauthorized_client", description, status_code)
 
 
-def temporarily_unavailable(description: str, retry_after: int = 5) -> OAuthError:
-    return OAuthError("temporarily_unavailable", description, 503, {"Retry-After": str(retry_after)})
+def temporarily_unavailable(description: str, retry_after: int = 5, *, persist: bool = False) -> OAuthError:
+    return OAuthError(
+        "temporarily_unavailable", description, 503, {"Retry-After": str(retry_after)}, persist=persist
+    )

@@ -12,9 +12,11 @@ Inspector register it.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from urllib.parse import urlsplit, urlunsplit
 
+from mcp_auth_server.oauth.special_use_addresses import is_public
 from mcp_auth_server.settings import is_loopback_host
 
 MAX_LENGTH = 2000
@@ -67,6 +69,21 @@ def check_registrable(uri: str) -> None:
     elif "." not in scheme and parts.netloc == "" and not parts.path:
         # A private-use scheme needs something after it (RFC 8252 §7.1).
         raise InvalidRedirectUri(f"{uri!r}: a private-use redirect URI needs a path")
+
+
+def identity_assured(uri: str) -> bool:
+    """Whether receiving at `uri` proves which application asks (RFC 8252 §8.6): https to a host of the
+    wider network. On this machine's own addresses (loopback, `localhost` and `*.localhost`, which
+    browsers resolve to loopback, or the unspecified address) any local program can take the port and,
+    running as the user, present a certificate the browser trusts; private-use schemes are anyone's."""
+    parts = urlsplit(uri)
+    host = (parts.hostname or "").rstrip(".")
+    if parts.scheme != "https" or not host or host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        return is_public(ipaddress.ip_address(host))
+    except ValueError:
+        return True  # a DNS name: its owner alone can be answered at it
 
 
 def is_loopback_redirect(uri: str) -> bool:

@@ -11,6 +11,8 @@ One answer per user and request: a page listing several grants asks the upstream
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_auth_server.clock import now
@@ -50,7 +52,7 @@ class UpstreamAdmission:
         linked = await session.get(UpstreamIdentity, user.identity_id)
         if linked is None:
             await self._refuse(user.id, "their upstream identity is gone")
-            return
+        stored = linked.access_token_encrypted
         try:
             tokens = await fresh_upstream_tokens(runtime, session, linked)
             identity = Identity(provider=linked.provider, subject=linked.subject, tokens=tokens)
@@ -60,11 +62,14 @@ class UpstreamAdmission:
         except UpstreamUnavailable as exc:
             name = runtime.upstream.display_name
             raise temporarily_unavailable(
-                f"{name} is unavailable to confirm the user's access: {exc}"
+                f"{name} is unavailable to confirm the user's access: {exc}",
+                # Tokens renewed before the failure are kept: a provider that rotates refresh tokens
+                # has already retired the old one, and the next re-check would be refused with it.
+                persist=linked.access_token_encrypted != stored,
             ) from None
         linked.checked_at = now()
 
-    async def _refuse(self, user_id: str, reason: str) -> None:
+    async def _refuse(self, user_id: str, reason: str) -> NoReturn:
         await deprovision(self._session, user_id, "upstream_access_lost", reason=reason)
         raise CredentialRefused(Refusal.USER_NOT_ADMITTED, reason, persist=True)
 

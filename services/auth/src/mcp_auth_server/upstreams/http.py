@@ -66,9 +66,23 @@ async def _request(
         raise UpstreamUnavailable(f"{provider} could not be reached ({type(exc).__name__})") from None
     if response.status_code >= 500:
         raise UpstreamUnavailable(f"{provider} answered {response.status_code}")
+    if _rate_limited(response):
+        raise UpstreamUnavailable(f"{provider} is rate limiting requests ({response.status_code})")
     if response.status_code >= 400:
         raise UpstreamRejected(_refusal(provider, response, url))
     return response
+
+
+def _rate_limited(response: httpx.Response) -> bool:
+    """A 429 (RFC 6585 §4), or GitHub's 403 for a spent quota (`x-ratelimit-remaining: 0`) or a secondary
+    limit (`retry-after`): "not now", never "no". Taken for a refusal, it would deprovision the user, and
+    their token's quota is spent by their own tools (token exchange hands it out)."""
+    if response.status_code == 429:
+        return True
+    headers = response.headers
+    return response.status_code == 403 and (
+        headers.get("x-ratelimit-remaining") == "0" or "retry-after" in headers
+    )
 
 
 def _json(provider: str, response: httpx.Response, url: str) -> Any:
