@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from mcp_auth_server.cli import main as mcp_auth
 from mcp_auth_server.db.models import Grant, User
@@ -295,12 +296,12 @@ class DuringUpstreamCheck(Rendezvous):
         await self._real.check_access(identity)
 
 
-@pytest.mark.xfail(strict=True, reason="a redemption in flight outlives `users disable` (see the report)")
 async def test_a_code_redeemed_while_the_user_is_being_disabled_leaves_no_live_grant(
     make_settings: Callable[..., AuthSettings], github: GitHubStandIn, database: Database
 ) -> None:
     """The operator disables the user while a code of theirs is being redeemed (the redemption is asking
-    GitHub): `disable` revokes every grant it can see, and the redemption then adds one it could not."""
+    GitHub): `disable` must not miss the grant the redemption is about to add. The redemption holds the
+    user's row (FOR SHARE), so the disable waits for it and then revokes what it made."""
     async with member_with_two_grants(make_settings, github) as (service, person, grants):
         client, _ = grants[0]
         request = new_request(client["client_id"], redirect_uri=CLAUDE_CALLBACK)
@@ -308,15 +309,31 @@ async def test_a_code_redeemed_while_the_user_is_being_disabled_leaves_no_live_g
         assert isinstance(arrival, Arrival)
         [user] = await all_rows(database, User, User.login == person.login)
         await upstream_check_is_due(database)
+        disabling: list[asyncio.Future[None]] = []
 
         async def operator_disables() -> None:
-            with cli_environment(service.app.state.runtime.settings.database_url):
-                await asyncio.to_thread(mcp_auth, ["users", "disable", user.id])
+            """Start `mcp-auth users disable` and let the redemption go on once the disable is blocked."""
+            disabling.append(
+                asyncio.ensure_future(asyncio.to_thread(mcp_auth, ["users", "disable", user.id]))
+            )
+            await someone_waits_for_a_lock(database)
 
-        with upstream_wrapped(service, lambda real: DuringUpstreamCheck(real, operator_disables)):
-            await redeem(service.client, request, query(arrival.url)["code"])
+        with cli_environment(service.app.state.runtime.settings.database_url):
+            with upstream_wrapped(service, lambda real: DuringUpstreamCheck(real, operator_disables)):
+                await redeem(service.client, request, query(arrival.url)["code"])
+            await disabling[0]
         live = await all_rows(database, Grant, Grant.user_id == user.id, Grant.revoked_at.is_(None))
         assert live == [], "a disabled user holds a live grant"
+
+
+async def someone_waits_for_a_lock(database: Database) -> None:
+    waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+    for _ in range(200):
+        async with database() as session:
+            if await session.scalar(waiting):
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the disable never waited for the redemption's lock on the user")
 
 
 async def test_a_spent_github_rate_limit_does_not_deprovision_the_user(

@@ -37,13 +37,16 @@ _PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
 # connection exceptions, 57P01-57P03 shutting down / crashed / starting up, 53300 too many connections.
 UNAVAILABLE_SQLSTATES = ("08", "57P", "53300")
 _SESSION_KEY = "mcp_auth_server.sql"
+LOCK = "{lock}"  # where in a statement's SQL its Postgres locking clause goes
 
 
 @dataclass(frozen=True)
 class Statement:
     sql: str
     json_columns: frozenset[str] = frozenset()
-    lock: str = ""  # a locking clause for Postgres (FOR UPDATE ...); SQLite serialises writers itself
+    # A locking clause for Postgres (FOR UPDATE ...), appended, or put where the SQL says `{lock}` (a
+    # sub-select's); SQLite serialises writers itself and gets none.
+    lock: str = ""
     # A read that needs no transaction may run before the session has begun one (autocommit).
     outside_transaction: bool = False
     _text: TextClause = field(init=False, repr=False, compare=False)
@@ -60,9 +63,12 @@ class Statement:
             return f"${names.index(match.group(1)) + 1}"
 
         lock = f" {self.lock}" if self.lock else ""
-        object.__setattr__(self, "_text", text(self.sql))
-        object.__setattr__(self, "_postgres_text", text(self.sql + lock))
-        object.__setattr__(self, "_positional", _PARAMETER.sub(number, self.sql) + lock)
+        placed = LOCK in self.sql
+        sqlite = self.sql.replace(LOCK, "")
+        postgres = self.sql.replace(LOCK, lock) if placed else self.sql + lock
+        object.__setattr__(self, "_text", text(sqlite))
+        object.__setattr__(self, "_postgres_text", text(postgres))
+        object.__setattr__(self, "_positional", _PARAMETER.sub(number, postgres))
         object.__setattr__(self, "_names", tuple(names))
 
 

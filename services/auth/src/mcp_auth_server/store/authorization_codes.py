@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mcp_auth_server.clock import now
 from mcp_auth_server.crypto.opaque_tokens import hash_secret, new_secret
 from mcp_auth_server.db.models import AuthorizationCode, Consent, UpstreamIdentity, User
-from mcp_auth_server.db.statements import Sql, Statement, columns, json_columns_of
+from mcp_auth_server.db.statements import LOCK, Sql, Statement, columns, json_columns_of
 from mcp_auth_server.store.standings import (
     STANDING_COLUMNS,
     ConsentStanding,
@@ -87,6 +87,12 @@ class Redemption:
 # user's public profile (PROFILE_COLUMNS) and the credential policy's facts (the user's standing at
 # the configured upstream, their consent for this client and resource) come back with it, by
 # subqueries: SQLite's RETURNING cannot name a joined table.
+#
+# The user's row is read under a share lock held until the redemption commits: `mcp-auth users
+# disable` (an UPDATE of that row) then either committed before, and the policy sees the user
+# disabled, or waits for the redemption, and its revocation then sees the grant the redemption made.
+# Without it, a redemption still asking the upstream when the disable commits would add a grant the
+# disable never saw.
 _USER = "FROM users WHERE users.id = authorization_codes.user_id"
 _IDENTITY = (
     "FROM upstream_identities ui WHERE ui.user_id = authorization_codes.user_id AND ui.provider = :provider"
@@ -106,7 +112,8 @@ _REDEEMED = (
     "expires_at",
 )
 _RETURNED_ALONG = ", ".join(
-    [f"(SELECT {columns(User, name)} {_USER}) AS {name}" for name in (*PROFILE_COLUMNS, "disabled_at")]
+    [f"(SELECT {columns(User, name)} {_USER}) AS {name}" for name in PROFILE_COLUMNS]
+    + [f"(SELECT {columns(User, 'disabled_at')} {_USER}{LOCK}) AS disabled_at"]
     + [
         f"(SELECT {columns(UpstreamIdentity, column, alias='ui')} {_IDENTITY}) AS {name}"
         for name, column in (("identity_id", "id"), ("checked_at", "checked_at"))
@@ -122,6 +129,7 @@ REDEEM = Statement(
     " WHERE code_hash = :code_hash AND redeemed_at IS NULL"
     f" RETURNING {columns(AuthorizationCode, *_REDEEMED)}, {_RETURNED_ALONG}",
     json_columns=json_columns_of(AuthorizationCode, *_REDEEMED) | {"consent_scopes"},
+    lock="FOR SHARE",
 )
 
 
