@@ -155,7 +155,7 @@ def test_resources_add_list_remove(migrated_database: str) -> None:
     )
     listing = mcp_auth(migrated_database, "resources", "list")
     row = next(line for line in listing.splitlines() if "tools.example.com" in line)
-    assert row.split()[:4] == ["https://tools.example.com/mcp", "cli", "notes:read", "notes:write"]
+    assert row.split()[:4] == ["https://tools.example.com/mcp", "database", "notes:read", "notes:write"]
     assert "UPSTREAM_TOKEN" in listing.splitlines()[0]
     assert row.split()[5] == "notes:write"
     mcp_auth(migrated_database, "resources", "remove", "https://tools.example.com/mcp")
