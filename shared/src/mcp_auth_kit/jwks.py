@@ -20,7 +20,7 @@ import httpx
 import jwt
 from prometheus_client import Counter
 
-from mcp_auth_kit.rfc8414_discovery import DiscoveryError, endpoint, fetch_metadata
+from mcp_auth_kit.rfc8414_discovery import DiscoveryError, discover_endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +91,7 @@ class JWKSCache:
         *,
         http_client: httpx.AsyncClient | None = None,
         jwks_uri: str | None = None,
+        internal_url: str | None = None,
         default_max_age: float = 300.0,
         min_max_age: float = 10.0,
         max_max_age: float = 86400.0,
@@ -102,6 +103,7 @@ class JWKSCache:
         self._owns_client = http_client is None
         self._client = http_client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
         self._jwks_uri = jwks_uri
+        self._internal_url = internal_url  # where to reach the issuer, if not at its public URL
         self._default_max_age = default_max_age
         self._min_max_age = min_max_age
         self._max_max_age = max_max_age
@@ -189,7 +191,9 @@ class JWKSCache:
 
     async def _fetch(self) -> None:
         if self._jwks_uri is None:
-            self._jwks_uri = endpoint(await fetch_metadata(self._client, self.issuer), "jwks_uri")
+            self._jwks_uri = await discover_endpoint(
+                self._client, self.issuer, "jwks_uri", self._internal_url
+            )
         response = await self._client.get(self._jwks_uri, headers={"Accept": "application/json"})
         response.raise_for_status()
         keys = parse_jwks(response.json(), self._keys)

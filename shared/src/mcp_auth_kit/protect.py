@@ -1,9 +1,9 @@
 """`protect(mcp_server, ...)`: one call turns an `MCPServer` into a FastAPI app guarded by the auth service.
 
 The composition root of the kit: it serves the SDK's streamable HTTP transport at the resource URL's
-path (and the legacy SSE pair), behind `BearerGuard`; publishes RFC 9728 metadata; adds health,
-readiness and metrics; and runs the SDK's session manager in its own lifespan, because a mounted
-app's lifespan never runs.
+path (and the legacy SSE pair), behind `BearerGuard`; publishes RFC 9728 metadata; adds health and
+readiness, and metrics on a port of their own; and runs the SDK's session manager in its own
+lifespan, because a mounted app's lifespan never runs.
 """
 
 from __future__ import annotations
@@ -25,9 +25,11 @@ from starlette.types import ASGIApp
 
 from mcp_auth_kit.fastapi_dependencies import STATE_ATTRIBUTE, ResourceAuth
 from mcp_auth_kit.guard import BearerGuard
-from mcp_auth_kit.observability import ObservabilityMiddleware, metrics_endpoint
+from mcp_auth_kit.observability import ObservabilityMiddleware
+from mcp_auth_kit.operator_port import OperatorPort
 from mcp_auth_kit.rfc6750_challenges import validate_scopes
 from mcp_auth_kit.rfc7662_introspection import IntrospectingVerifier, Introspection
+from mcp_auth_kit.rfc8414_discovery import internal_origin
 from mcp_auth_kit.rfc9068_verifier import JWTVerifier
 from mcp_auth_kit.rfc9728_metadata import metadata_routes, metadata_url, protected_resource_metadata
 from mcp_auth_kit.tool_scopes import ScopePolicy
@@ -50,6 +52,9 @@ def protect(
     stateless_http: bool = True,
     verifier: TokenVerifier | None = None,
     introspection: Introspection | None = None,
+    internal_url: str | None = None,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
 ) -> FastAPI:
     """A FastAPI app serving `mcp_server` at `resource_url`, accepting only tokens `issuer` made for it.
 
@@ -59,12 +64,18 @@ def protect(
     audience and expiry itself). `introspection` (this server's own client credentials) also asks the
     auth service whether each token is still active, cached briefly (`IntrospectingVerifier`), so
     revocation bites before expiry. With `auth=False` the same tools are served to anyone.
+    `internal_url` (e.g. `http://mcp-auth-server:9000`) is where the auth service is reached when
+    that is not its public issuer URL; `iss` is still checked against `issuer` exactly.
+    `/metrics` is served on `metrics_host:metrics_port` only, never on the public port (none if
+    `metrics_port` is None).
     """
     if verifier is not None and introspection is not None:
         raise ValueError("pass either verifier or introspection, not both")
     if mcp_server.settings.auth is not None:
         raise ValueError("configure authorization through protect(), not MCPServer(auth=...)")
     parts = _validated_resource_url(resource_url)
+    if internal_url is not None:
+        internal_origin(internal_url)  # refuse a malformed one now, not at the first token
     policy = ScopePolicy(
         base=tuple(validate_scopes(scopes)),
         tools={tool: tuple(validate_scopes(needed)) for tool, needed in (tool_scopes or {}).items()},
@@ -79,14 +90,11 @@ def protect(
     streamable: ASGIApp = StreamableHTTPASGIApp(mcp_server.session_manager)
     sse_routes = _sse_routes(mcp_server, security) if sse else []
 
-    routes: list[BaseRoute] = [
-        Route("/healthz", endpoint=_healthz),
-        Route("/metrics", endpoint=metrics_endpoint),
-    ]
+    routes: list[BaseRoute] = [Route("/healthz", endpoint=_healthz)]
     settings: ResourceAuth | None = None
     if auth:
         settings = ResourceAuth(
-            verifier=verifier or _default_verifier(issuer, resource_url, introspection),
+            verifier=verifier or _default_verifier(issuer, resource_url, introspection, internal_url),
             resource_metadata=metadata_url(resource_url),
         )
         guard = partial(
@@ -110,9 +118,13 @@ def protect(
         routes += sse_routes
     routes.append(Route("/readyz", endpoint=_readyz(settings)))
 
+    operator_port = OperatorPort(metrics_host, metrics_port) if metrics_port is not None else None
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await _check_tool_names(mcp_server, policy)
+        if operator_port is not None:
+            operator_port.start()
         async with mcp_server.session_manager.run():
             if settings is not None and isinstance(settings.verifier, JWTVerifier):
                 await settings.verifier.jwks.ensure_loaded()  # warm up; failure only delays readiness
@@ -121,6 +133,8 @@ def protect(
             finally:
                 if settings is not None and verifier is None and isinstance(settings.verifier, JWTVerifier):
                     await settings.verifier.aclose()
+                if operator_port is not None:
+                    operator_port.stop()
 
     app = FastAPI(lifespan=lifespan, routes=routes, openapi_url=None, docs_url=None, redoc_url=None)
     app.add_middleware(ObservabilityMiddleware)
@@ -129,12 +143,15 @@ def protect(
     return app
 
 
-def _default_verifier(issuer: str, resource_url: str, introspection: Introspection | None) -> JWTVerifier:
+def _default_verifier(
+    issuer: str, resource_url: str, introspection: Introspection | None, internal_url: str | None
+) -> JWTVerifier:
     if introspection is None:
-        return JWTVerifier(issuer=issuer, resource_url=resource_url)
+        return JWTVerifier(issuer=issuer, resource_url=resource_url, internal_url=internal_url)
     return IntrospectingVerifier(
         issuer=issuer,
         resource_url=resource_url,
+        internal_url=internal_url,
         client_id=introspection.client_id,
         client_secret=introspection.client_secret,
         cache_ttl=introspection.cache_ttl,
