@@ -2,20 +2,57 @@
 
 from mcp_auth_kit import protect
 app = protect(mcp_server, resource_url="https://tools.example.com/mcp", issuer="https://auth.example.com")
+
+Names are imported on first use: `import mcp_auth_kit.observability` (the auth service's logging and
+metrics) does not load the MCP SDK, and a command can prepare prometheus-client's multiprocess
+directory before any metric exists.
 """
 
-from mcp_auth_kit.fastapi_dependencies import ResourceAuth, require_token
-from mcp_auth_kit.guard import BearerGuard
-from mcp_auth_kit.jwks import JWKSCache
-from mcp_auth_kit.observability import ObservabilityMiddleware, metrics_endpoint, setup_json_logging
-from mcp_auth_kit.protect import protect
-from mcp_auth_kit.rfc6750_challenges import www_authenticate
-from mcp_auth_kit.rfc7662_introspection import IntrospectingVerifier, Introspection, IntrospectionUnavailable
-from mcp_auth_kit.rfc8693_upstream_tokens import UpstreamTokenClient, UpstreamTokenError
-from mcp_auth_kit.rfc9068_verifier import InvalidToken, JWTVerifier
-from mcp_auth_kit.rfc9728_metadata import protected_resource_metadata
-from mcp_auth_kit.tool_scopes import ScopePolicy
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mcp_auth_kit.fastapi_dependencies import ResourceAuth, require_token
+    from mcp_auth_kit.guard import BearerGuard
+    from mcp_auth_kit.jwks import JWKSCache
+    from mcp_auth_kit.observability import ObservabilityMiddleware, metrics_endpoint, setup_json_logging
+    from mcp_auth_kit.operator_port import OperatorPort
+    from mcp_auth_kit.protect import protect
+    from mcp_auth_kit.rfc6750_challenges import www_authenticate
+    from mcp_auth_kit.rfc7662_introspection import (
+        IntrospectingVerifier,
+        Introspection,
+        IntrospectionUnavailable,
+    )
+    from mcp_auth_kit.rfc8693_upstream_tokens import UpstreamTokenClient, UpstreamTokenError
+    from mcp_auth_kit.rfc9068_verifier import InvalidToken, JWTVerifier
+    from mcp_auth_kit.rfc9728_metadata import protected_resource_metadata
+    from mcp_auth_kit.tool_scopes import ScopePolicy
+
+# Exported name -> the module defining it.
+_EXPORTS = {
+    "BearerGuard": "guard",
+    "IntrospectingVerifier": "rfc7662_introspection",
+    "Introspection": "rfc7662_introspection",
+    "IntrospectionUnavailable": "rfc7662_introspection",
+    "InvalidToken": "rfc9068_verifier",
+    "JWKSCache": "jwks",
+    "JWTVerifier": "rfc9068_verifier",
+    "ObservabilityMiddleware": "observability",
+    "OperatorPort": "operator_port",
+    "ResourceAuth": "fastapi_dependencies",
+    "ScopePolicy": "tool_scopes",
+    "UpstreamTokenClient": "rfc8693_upstream_tokens",
+    "UpstreamTokenError": "rfc8693_upstream_tokens",
+    "metrics_endpoint": "observability",
+    "protect": "protect",
+    "protected_resource_metadata": "rfc9728_metadata",
+    "require_token": "fastapi_dependencies",
+    "setup_json_logging": "observability",
+    "www_authenticate": "rfc6750_challenges",
+}
 __all__ = [
     "BearerGuard",
     "IntrospectingVerifier",
@@ -25,6 +62,7 @@ __all__ = [
     "JWKSCache",
     "JWTVerifier",
     "ObservabilityMiddleware",
+    "OperatorPort",
     "ResourceAuth",
     "ScopePolicy",
     "UpstreamTokenClient",
@@ -36,3 +74,16 @@ __all__ = [
     "setup_json_logging",
     "www_authenticate",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

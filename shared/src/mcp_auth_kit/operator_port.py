@@ -42,24 +42,27 @@ def metrics_registry() -> CollectorRegistry:
     return registry
 
 
-def prepare_multiprocess_metrics() -> str:
-    """Before starting worker processes: a fresh, empty metrics directory they all write to.
+def prepare_multiprocess_metrics() -> str | None:
+    """Before starting worker processes: an empty metrics directory they all write to.
 
-    Must run before any worker imports prometheus_client (its value storage is chosen at import).
-    An operator's own `PROMETHEUS_MULTIPROC_DIR` is honoured, and emptied (stale files would add a
-    previous run's counts).
+    Must run before anything creates a metric (prometheus-client's storage depends on the directory).
+    An operator's own `PROMETHEUS_MULTIPROC_DIR` is honoured and emptied of a previous run's files;
+    otherwise a temporary one is made. Returns the directory to remove when the workers are gone
+    (None for the operator's own).
     """
-    directory = os.environ.get(MULTIPROCESS_VARIABLE) or tempfile.mkdtemp(prefix="prometheus-")
+    chosen = os.environ.get(MULTIPROCESS_VARIABLE)
+    directory = chosen or tempfile.mkdtemp(prefix="prometheus-")
     os.makedirs(directory, exist_ok=True)
     for entry in os.listdir(directory):
         if entry.endswith(".db"):
             os.unlink(os.path.join(directory, entry))
     os.environ[MULTIPROCESS_VARIABLE] = directory
-    return directory
+    return None if chosen else directory
 
 
-def remove_multiprocess_metrics(directory: str) -> None:
-    shutil.rmtree(directory, ignore_errors=True)
+def remove_multiprocess_metrics(directory: str | None) -> None:
+    if directory is not None:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 class _Server(ThreadingMixIn, WSGIServer):

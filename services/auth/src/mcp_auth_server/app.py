@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,13 +18,15 @@ from urllib.parse import urlsplit
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from mcp_auth_kit.observability import ObservabilityMiddleware, metrics_endpoint
+from mcp_auth_kit.observability import ObservabilityMiddleware
+from mcp_auth_kit.operator_port import OperatorPort
 from mcp_auth_server.crypto.secret_box import SecretBox
 from mcp_auth_server.db.engine import create_engine, create_session_factory
 from mcp_auth_server.db.migrate import ensure_migrated
@@ -82,6 +85,7 @@ def create_app(settings: AuthSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await build_runtime(settings)
         app.state.runtime = runtime
+        operator_port = _operator_port(app, settings)
         reloader = asyncio.create_task(_reload_periodically(runtime))
         housekeeper = asyncio.create_task(prune_periodically(runtime.engine, settings))
         try:
@@ -94,8 +98,13 @@ def create_app(settings: AuthSettings) -> FastAPI:
             if runtime.redis is not None:
                 await runtime.redis.aclose()
             await runtime.engine.dispose()
+            if operator_port is not None:
+                operator_port.stop()
 
-    app = FastAPI(title="MCP auth service", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # The OpenAPI description and its browser are operator documents: on the metrics port, never public.
+    app = FastAPI(
+        title="MCP auth service", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
+    )
     prefix = urlsplit(settings.auth_issuer).path
     app.include_router(health.router)
     routers = [metadata, jwks, register, authorize, consent, callback, token, revoke, introspect]
@@ -115,9 +124,23 @@ def create_app(settings: AuthSettings) -> FastAPI:
     app.add_middleware(OpenCorsForPaths, paths=cors_paths)
     # Outermost, so every response (errors included) gets a request id, a log line and metrics.
     app.add_middleware(ObservabilityMiddleware)
-    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     _install_error_handlers(app)
     return app
+
+
+def _operator_port(app: FastAPI, settings: AuthSettings) -> OperatorPort | None:
+    """/metrics, /openapi.json and /docs on AUTH_METRICS_PORT (none when it is not set)."""
+    if settings.auth_metrics_port is None:
+        return None
+    openapi = json.dumps(app.openapi()).encode()
+    docs = get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} (operator)").body
+    port = OperatorPort(
+        settings.auth_host,
+        settings.auth_metrics_port,
+        {"/openapi.json": (openapi, "application/json"), "/docs": (bytes(docs), "text/html; charset=utf-8")},
+    )
+    port.start()
+    return port
 
 
 async def build_runtime(settings: AuthSettings) -> Runtime:

@@ -1,4 +1,4 @@
-"""The auth service's settings, read once from the environment (names in INTERFACE.md).
+"""The auth service's settings, read once from the environment (docs/configuration.md lists them).
 
 Local runs (a loopback issuer) get conveniences: a generated secret, the `dev` upstream, an
 embedded SQLite database and two example resources. Anything else is production, where those
@@ -17,6 +17,9 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from mcp_auth_server.db.urls import async_database_url
+from mcp_auth_server.errors import ConfigurationError
+
 DATA_DIR = Path(".data")
 Upstream = Literal["github", "google", "oidc", "dev"]
 SigningAlgorithm = Literal["ES256", "RS256"]
@@ -30,7 +33,11 @@ UPSTREAM_CREDENTIALS: dict[str, tuple[str, ...]] = {
 }
 
 
-class SettingsError(Exception):
+# The placeholders of .env.example and the dev Kubernetes overlay: refused outside loopback.
+PLACEHOLDER_MARKERS = ("change-me", "dev-only-placeholder")
+
+
+class SettingsError(ConfigurationError):
     """A setting is missing or invalid; the message is one line naming the variable."""
 
 
@@ -78,6 +85,8 @@ class AuthSettings(BaseSettings):
     auth_upstream: Upstream | None = None
     auth_host: str = "127.0.0.1"
     auth_port: int | None = Field(default=None, ge=1, le=65535)
+    # /metrics, /openapi.json and /docs listen here (on AUTH_HOST), never on the public port; unset: off.
+    auth_metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     github_client_id: str | None = None
     github_client_secret: SecretStr | None = None
@@ -207,6 +216,12 @@ class AuthSettings(BaseSettings):
             raise ValueError(f"must be an absolute http(s) URL, got {value!r}")
         return value.rstrip("/")
 
+    @field_validator("auth_database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        # postgres:// and postgresql:// as providers hand them out run on asyncpg (db/urls.py).
+        return async_database_url(value) if value else value
+
     @field_validator("auth_resources", mode="before")
     @classmethod
     def _resources_json(cls, value: Any) -> Any:
@@ -224,12 +239,22 @@ class AuthSettings(BaseSettings):
         if self.auth_upstream == "dev" and not self.is_local:
             raise ValueError("AUTH_UPSTREAM: 'dev' is refused unless AUTH_ISSUER is a loopback URL")
         self._check_upstream_settings(self.auth_upstream)
+        if self.auth_metrics_port is not None and self.auth_metrics_port == self.port:
+            raise ValueError(
+                f"AUTH_METRICS_PORT: must differ from the public port {self.port}: metrics stay off it"
+            )
         if self.auth_secret_key is None and not self.is_local:
             raise ValueError(
                 "AUTH_SECRET_KEY: required (at least 32 characters) when AUTH_ISSUER is not loopback"
             )
         if self.auth_secret_key is not None and len(self.auth_secret_key.get_secret_value()) < 32:
             raise ValueError("AUTH_SECRET_KEY: must be at least 32 characters")
+        secret = self.auth_secret_key.get_secret_value() if self.auth_secret_key else ""
+        if not self.is_local and any(marker in secret for marker in PLACEHOLDER_MARKERS):
+            raise ValueError(
+                "AUTH_SECRET_KEY: still the example's placeholder; generate one with "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
         return self
 
     @property
@@ -338,9 +363,44 @@ def _local_secret_key() -> bytes:
 def load_settings(**overrides: Any) -> AuthSettings:
     """Build settings, turning a validation failure into one line naming the variable."""
     try:
-        return AuthSettings(**overrides)
+        settings = AuthSettings(**overrides)
     except ValidationError as exc:
         raise SettingsError(describe_validation_error(exc)) from None
+    _check_local_defaults_writable(settings)
+    return settings
+
+
+# What a deployment (a container, a cluster) must set; the local-run defaults need a writable .data/.
+DEPLOYMENT_SETTINGS = "AUTH_ISSUER (https://...), AUTH_SECRET_KEY, AUTH_DATABASE_URL and an upstream"
+
+
+def _check_local_defaults_writable(settings: AuthSettings) -> None:
+    """A local run keeps its generated secret and SQLite database in .data/; say so if it can't.
+
+    This is what a container run with no settings meets (its working directory is not writable): one
+    line naming what a deployment sets, instead of a PermissionError from deep inside start-up.
+    """
+    missing = [
+        name
+        for name, value in (
+            ("AUTH_SECRET_KEY", settings.auth_secret_key),
+            ("AUTH_DATABASE_URL", settings.auth_database_url),
+        )
+        if not value
+    ]
+    if not missing:
+        return
+    try:
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        probe = DATA_DIR / ".writable"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise SettingsError(
+            f"{' and '.join(missing)}: not set, and the local-run defaults cannot be kept in "
+            f"{DATA_DIR.resolve()} ({exc.strerror or type(exc).__name__}); a deployment sets "
+            f"{DEPLOYMENT_SETTINGS} (docs/configuration.md)"
+        ) from None
 
 
 def describe_validation_error(exc: ValidationError) -> str:

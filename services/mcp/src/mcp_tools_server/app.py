@@ -32,6 +32,9 @@ def create_app(settings: Settings) -> FastAPI:
         resource_name=NAME,
         auth=settings.auth_enabled,
         introspection=_introspection(settings),
+        internal_url=settings.auth_internal_url,
+        metrics_port=settings.metrics_port,
+        metrics_host=settings.host,
         sse=True,
         # Every request stands alone, so replicas behind a load balancer need no sticky sessions.
         json_response=True,
@@ -72,4 +75,5 @@ def _upstream_tokens(settings: Settings, http: httpx.AsyncClient) -> UpstreamTok
         client_id=settings.client_id,
         client_secret=settings.client_secret.get_secret_value(),
         http_client=http,
+        internal_url=settings.auth_internal_url,
     )

@@ -42,6 +42,18 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="the address to listen on, e.g. 127.0.0.1 or 0.0.0.0")
     port: int | None = Field(default=None, ge=1, le=65535, description="a TCP port number (1-65535)")
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="the port /metrics is served on (on MCP_HOST), never the public one; unset: no metrics",
+    )
+    # How this server reaches the auth service when not at its public issuer URL (inside a cluster).
+    auth_internal_url: str | None = Field(
+        default=None,
+        description="the auth service's address from here, e.g. http://mcp-auth-server:9000 (scheme, host, "
+        "port only); iss is still checked against MCP_AUTH_ISSUER",
+    )
 
     @field_validator("resource_url")
     @classmethod
@@ -71,6 +83,16 @@ class Settings(BaseSettings):
             raise PydanticCustomError("issuer", "must not contain a query or fragment")
         return value
 
+    @field_validator("auth_internal_url")
+    @classmethod
+    def _internal_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = _http_url(value)
+        if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+            raise PydanticCustomError("url", "must be scheme://host[:port] only")
+        return value
+
     @field_validator("host")
     @classmethod
     def _non_empty(cls, value: str) -> str:
@@ -97,6 +119,12 @@ class Settings(BaseSettings):
         if self.introspection == "on" and (self.auth == "off" or self.client_id is None):
             raise PydanticCustomError(
                 "settings", "MCP_INTROSPECTION=on needs MCP_AUTH=on and MCP_CLIENT_ID/MCP_CLIENT_SECRET"
+            )
+        if self.metrics_port is not None and self.metrics_port == self.listen_port:
+            raise PydanticCustomError(
+                "settings",
+                "MCP_METRICS_PORT must differ from the public port {port}",
+                {"port": self.listen_port},
             )
         if (self.client_id is None) != (self.client_secret is None):
             raise PydanticCustomError(

@@ -43,12 +43,22 @@ def _workers(value: str) -> int:
 
 
 def serve(args: argparse.Namespace) -> None:
+    from mcp_auth_kit.operator_port import prepare_multiprocess_metrics, remove_multiprocess_metrics
+
+    # First, before any metric exists: several workers sum their metrics through one directory.
+    metrics_directory = prepare_multiprocess_metrics() if args.workers > 1 else None
+    try:
+        _serve(args.workers)
+    finally:
+        remove_multiprocess_metrics(metrics_directory)
+
+
+def _serve(workers: int) -> None:
     import asyncio
 
     import uvicorn
 
     from mcp_auth_kit.observability import setup_json_logging
-    from mcp_auth_kit.operator_port import prepare_multiprocess_metrics, remove_multiprocess_metrics
     from mcp_auth_server.settings import load_settings
 
     settings = load_settings()
@@ -61,19 +71,14 @@ def serve(args: argparse.Namespace) -> None:
         access_log=False,
         **_proxy_options(settings),
     )
-    if args.workers == 1:
+    if workers == 1:
         from mcp_auth_server.app import create_app
 
         uvicorn.run(create_app(settings), **options)
-        return
-    # Every worker records metrics into one directory and answers a scrape with the sum (operator_port.py).
-    metrics_directory = prepare_multiprocess_metrics()
-    try:
+    else:
         uvicorn.run(
-            "mcp_auth_server.cli.server:app_from_environment", factory=True, workers=args.workers, **options
+            "mcp_auth_server.cli.server:app_from_environment", factory=True, workers=workers, **options
         )
-    finally:
-        remove_multiprocess_metrics(metrics_directory)
 
 
 def _proxy_options(settings: AuthSettings) -> dict[str, Any]:
