@@ -27,10 +27,12 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from mcp_auth_kit.observability import ObservabilityMiddleware
 from mcp_auth_kit.operator_port import OperatorPort
+from mcp_auth_kit.tracing import setup_tracing
 from mcp_auth_server.crypto.secret_box import SecretBox
 from mcp_auth_server.db.engine import create_engine, create_session_factory
 from mcp_auth_server.db.migrate import ensure_migrated
 from mcp_auth_server.db.statements import UNAVAILABLE_SQLSTATES
+from mcp_auth_server.db.tracing import trace_database
 from mcp_auth_server.endpoints import (
     account_session,
     authorize,
@@ -124,6 +126,7 @@ def create_app(settings: AuthSettings) -> FastAPI:
     app.add_middleware(OpenCorsForPaths, paths=cors_paths)
     # Outermost, so every response (errors included) gets a request id, a log line and metrics.
     app.add_middleware(ObservabilityMiddleware)
+    setup_tracing(app, "mcp-auth-server")  # OTEL_EXPORTER_OTLP_ENDPOINT; nothing when unset
     _install_error_handlers(app)
     return app
 
@@ -146,6 +149,7 @@ def _operator_port(app: FastAPI, settings: AuthSettings) -> OperatorPort | None:
 async def build_runtime(settings: AuthSettings) -> Runtime:
     """Everything request handlers share, from the settings: the database (migrated), keys, upstream."""
     engine = create_engine(settings.database_url)
+    trace_database(engine)
     await ensure_migrated(settings.database_url)
     sessions = create_session_factory(engine)
     secret = settings.secret_key

@@ -10,6 +10,7 @@ import httpx
 from fastapi import FastAPI
 
 from mcp_auth_kit import Introspection, UpstreamTokenClient, protect, setup_json_logging
+from mcp_auth_kit.tracing import setup_tracing
 from mcp_tools_server.github_api import GitHubClient
 from mcp_tools_server.server import BASE_SCOPE, NAME, TOOL_SCOPES, build_mcp_server
 from mcp_tools_server.settings import Settings, load_settings
@@ -40,6 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
         json_response=True,
         stateless_http=True,
     )
+    setup_tracing(app, "mcp-tools-server")  # OTEL_EXPORTER_OTLP_ENDPOINT; nothing when unset
     run_kit = app.router.lifespan_context
 
     @asynccontextmanager
