@@ -21,7 +21,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from prometheus_client import Counter
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -229,6 +231,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, DBAPIError) and not _is_outage(exc):
             raise exc  # a bug (e.g. an IntegrityError), not an outage: a 500, logged with its traceback
         log.warning("database unavailable: %s", type(exc).__name__)
+        DATABASE_UNAVAILABLE.inc()
         return JSONResponse(
             {
                 "error": "temporarily_unavailable",
@@ -242,6 +245,28 @@ def _install_error_handlers(app: FastAPI) -> None:
     # TimeoutError: asyncpg's connect and command timeouts (nothing else here raises the builtin).
     for exc_type in (DBAPIError, PoolTimeout, ConnectionError, TimeoutError):
         app.add_exception_handler(exc_type, database_unavailable)
+
+    async def shared_state_unavailable(_request: Request, exc: Exception) -> Response:
+        # AUTH_REDIS_URL (rate limits, single-use identifiers) down: refuse for now, never fail open.
+        log.warning("shared state (Redis) unavailable: %s", type(exc).__name__)
+        SHARED_STATE_UNAVAILABLE.inc()
+        return JSONResponse(
+            {"error": "temporarily_unavailable", "error_description": "retry shortly"},
+            status_code=503,
+            headers={**NO_STORE, "Retry-After": "2"},
+        )
+
+    app.add_exception_handler(RedisError, shared_state_unavailable)
+
+
+# Alerts (deploy/monitoring/alerts.yaml) watch these: requests refused because a store was unreachable.
+DATABASE_UNAVAILABLE = Counter(
+    "mcp_auth_database_unavailable_total", "Requests answered 503 because the database was unavailable"
+)
+SHARED_STATE_UNAVAILABLE = Counter(
+    "mcp_auth_shared_state_unavailable_total",
+    "Requests answered 503 because the shared state (Redis: rate limits, replay caches) was unavailable",
+)
 
 
 # Class 22, data exception: invalid text (e.g. NUL), string too long, numeric out of range.
