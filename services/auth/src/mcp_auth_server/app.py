@@ -87,9 +87,9 @@ def upstream_timeout(seconds: float) -> httpx.Timeout:
 def create_app(settings: AuthSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        operator_port = _operator_port(app, settings)  # first: a taken port fails before anything opens
         runtime = await build_runtime(settings)
         app.state.runtime = runtime
-        operator_port = _operator_port(app, settings)
         reloader = asyncio.create_task(_reload_periodically(runtime))
         housekeeper = asyncio.create_task(prune_periodically(runtime.engine, settings))
         try:
