@@ -10,6 +10,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_core import ErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mcp_auth_kit.rfc8414_discovery import internal_origin
+
 _LOOPBACK_NAMES = ("localhost",)
 
 
@@ -113,9 +115,10 @@ class Settings(BaseSettings):
     def _internal_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        parts = _http_url(value)
-        if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
-            raise PydanticCustomError("url", "must be scheme://host[:port] only")
+        try:
+            internal_origin(value)  # the kit's rule: what it will accept as internal_url
+        except ValueError:
+            raise PydanticCustomError("url", "must be scheme://host[:port] only") from None
         return value
 
     @field_validator("host")
