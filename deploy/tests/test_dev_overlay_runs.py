@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -208,3 +210,29 @@ def test_a_token_from_the_auth_service_is_accepted_by_the_mcp_server(running: di
     )
     assert listed.status_code == 200, listed.text
     assert "calculate" in {tool["name"] for tool in listed.json()["result"]["tools"]}
+
+
+def test_the_dev_cluster_script_forwards_what_the_overlay_serves(overlay: DevOverlay) -> None:
+    """deploy/scripts/dev-cluster.sh's port-forwards put each Service where the overlay's URLs point."""
+    script = (Path(__file__).resolve().parents[1] / "scripts" / "dev-cluster.sh").read_text()
+    assert subprocess.run(["bash", "-n"], input=script, text=True, check=False).returncode == 0
+    namespace = re.search(r"^namespace=(\S+)$", script, re.MULTILINE)
+    assert namespace is not None
+    forwards = {
+        service: (int(local), int(remote))
+        for service, local, remote in re.findall(r"port-forward service/(\S+) (\d+):(\d+)", script)
+    }
+    services = by_name(overlay.objects, "Service")
+    assert {s["metadata"]["namespace"] for s in services.values()} == {namespace[1]}
+    config = by_name(overlay.objects, "ConfigMap")
+    issuer_config = next(c for name, c in config.items() if name.startswith("mcp-auth-config-"))
+    expected = {"mcp-auth-server": urlsplit(issuer_config["data"]["AUTH_ISSUER"]).port}
+    for name in overlay.mcp:
+        data = next(
+            c for n, c in config.items() if n.startswith(name.replace("mcp-server-", "mcp-server-config-"))
+        )
+        expected[name] = urlsplit(data["data"]["MCP_RESOURCE_URL"]).port
+    assert {service: local for service, (local, _) in forwards.items()} == expected
+    for service, (_, remote) in forwards.items():
+        ports = {port["port"] for port in services[service]["spec"]["ports"] if port["name"] == "http"}
+        assert ports == {remote}, f"{service} serves on {ports}, the script forwards {remote}"
