@@ -20,8 +20,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mcp_auth_kit import IntrospectingVerifier, InvalidToken, JWTVerifier, UpstreamTokenClient
-from mcp_auth_kit.rfc8414_discovery import internal_origin, metadata_url, via_internal
+from mcp_auth_kit import (
+    IntrospectingVerifier,
+    InvalidToken,
+    JWTVerifier,
+    UpstreamTokenClient,
+    VerificationUnavailable,
+)
+from mcp_auth_kit.rfc8414_discovery import IssuerMismatch, internal_origin, metadata_url, via_internal
 
 from .conftest import Signer, claims_for, resource_url, serve, serve_protected, sign
 
@@ -113,14 +119,18 @@ async def test_a_token_naming_the_internal_url_as_issuer_is_refused(in_cluster: 
 
 
 async def test_metadata_naming_another_issuer_is_refused(in_cluster: InClusterAuth) -> None:
-    """Whoever answers at the internal URL must be the public issuer's auth service."""
+    """Whoever answers at the internal URL must be the public issuer's auth service: start-up stops."""
     in_cluster.issuer = "https://other.example.test"
     verifier = JWTVerifier(
         issuer=PUBLIC_ISSUER, resource_url=resource_url(), internal_url=in_cluster.internal_url
     )
+    asked = f"{in_cluster.internal_url}/.well-known/oauth-authorization-server"
     try:
-        assert not await verifier.jwks.ensure_loaded()
-        with pytest.raises(InvalidToken, match="unknown signing key"):
+        with pytest.raises(IssuerMismatch) as mismatch:
+            await verifier.jwks.start()
+        assert (mismatch.value.expected, mismatch.value.got) == (PUBLIC_ISSUER, "https://other.example.test")
+        assert mismatch.value.url == asked, "the line names the URL actually asked"
+        with pytest.raises(VerificationUnavailable, match="issuer mismatch"):
             await verifier.verify(token(in_cluster))
     finally:
         await verifier.aclose()
