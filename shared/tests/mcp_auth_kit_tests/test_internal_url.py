@@ -26,10 +26,22 @@ from mcp_auth_kit import (
     JWTVerifier,
     UpstreamTokenClient,
     VerificationUnavailable,
+    protect,
 )
+from mcp_auth_kit.fastmcp_auth import KitAuthProvider
 from mcp_auth_kit.rfc8414_discovery import IssuerMismatch, internal_origin, metadata_url, via_internal
 
-from .conftest import Signer, claims_for, resource_url, serve, serve_protected, sign
+from .conftest import (
+    Signer,
+    claims_for,
+    notes_server,
+    resource_url,
+    serve,
+    serve_protected,
+    sign,
+    unused_port,
+)
+from .test_fastmcp import fastmcp_notes, serve_fastmcp
 
 PUBLIC_ISSUER = "https://auth.example.test"
 
@@ -172,6 +184,36 @@ async def test_protect_becomes_ready_without_resolving_the_public_issuer(in_clus
         assert (await client.get(f"{served.url}/readyz")).status_code == 200
         metadata = (await client.get(served.metadata_url)).json()
     assert metadata["authorization_servers"] == [PUBLIC_ISSUER], "clients are told the public issuer"
+
+
+async def test_fastmcp_becomes_ready_without_resolving_the_public_issuer(in_cluster: InClusterAuth) -> None:
+    """The same for FastMCP, behind `protect()` and behind its own app with `KitAuthProvider`."""
+    behind_protect = serve_fastmcp(PUBLIC_ISSUER, internal_url=in_cluster.internal_url)
+    async with behind_protect as served, httpx.AsyncClient() as client:
+        assert (await client.get(f"{served.url}/readyz")).status_code == 200
+    port = unused_port()
+    server = fastmcp_notes().server
+    server.auth = KitAuthProvider(
+        resource_url=f"http://127.0.0.1:{port}/mcp",
+        issuer=PUBLIC_ISSUER,
+        internal_url=in_cluster.internal_url,
+    )
+    async with serve(server.http_app(path="/mcp"), port) as url, httpx.AsyncClient() as client:
+        ready = await client.get(f"{url}/readyz")
+        metadata = (await client.get(f"{url}/.well-known/oauth-protected-resource/mcp")).json()
+    assert ready.status_code == 200
+    assert metadata["authorization_servers"] == [PUBLIC_ISSUER]
+
+
+def test_a_malformed_internal_url_is_refused_by_every_entry_point() -> None:
+    for build in (
+        lambda: protect(
+            notes_server().mcp, resource_url=resource_url(), issuer=PUBLIC_ISSUER, internal_url="h:1"
+        ),
+        lambda: KitAuthProvider(resource_url=resource_url(), issuer=PUBLIC_ISSUER, internal_url="h:1"),
+    ):
+        with pytest.raises(ValueError, match="internal URL"):
+            build()
 
 
 def test_only_endpoints_on_the_issuers_origin_move_inside() -> None:
