@@ -1,8 +1,9 @@
 """Writes the settings tables of docs/configuration.md from the settings classes, so the page cannot drift.
 
-Each table lists a settings class's fields as environment variables, with the field's docstring as its
-meaning and its default. Run it after adding or changing a setting; deploy/tests/test_documentation.py
-fails while the page differs from what this writes, or while a field has no docstring.
+Each table lists a settings class's fields as environment variables (or, for the fields of an
+AUTH_RESOURCES entry, as JSON fields), with the field's docstring as its meaning and its default. Run it
+after adding or changing a setting; deploy/tests/test_documentation.py fails while the page differs from
+what this writes, or while a field has no docstring.
 
     uv run python scripts/configuration_reference.py          # rewrite the generated sections
     uv run python scripts/configuration_reference.py --check  # exit 1 if they are stale
@@ -19,15 +20,16 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings
 
-from mcp_auth_server.settings import AuthSettings
+from mcp_auth_server.settings import AuthSettings, ResourceConfig
 from mcp_tools_server.settings import Settings as McpSettings
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 # Section name in the page's markers -> the class whose fields it lists.
-SECTIONS: dict[str, type[BaseSettings]] = {"auth": AuthSettings, "mcp": McpSettings}
+SECTIONS: dict[str, type[BaseModel]] = {"auth": AuthSettings, "resource": ResourceConfig, "mcp": McpSettings}
 MARKERS = re.compile(
     r"(<!-- generated: (?P<name>\w+) \(scripts/configuration_reference\.py\) -->\n)(?P<body>.*?)"
     r"(<!-- end generated: (?P=name) -->)",
@@ -39,7 +41,7 @@ class UndocumentedSetting(Exception):
     pass
 
 
-def attribute_docstrings(settings: type[BaseSettings]) -> dict[str, str]:
+def attribute_docstrings(settings: type[BaseModel]) -> dict[str, str]:
     """Field name -> the docstring written under it in the class body, whitespace collapsed."""
     body = ast.parse(textwrap.dedent(inspect.getsource(settings))).body[0]
     assert isinstance(body, ast.ClassDef)
@@ -61,29 +63,35 @@ def variable(settings: type[BaseSettings], field: str) -> str:
     return (prefix + field).upper()
 
 
+def setting_name(model: type[BaseModel], field: str) -> str:
+    """An environment variable for a settings class; the JSON field's own name for any other model."""
+    return variable(model, field) if issubclass(model, BaseSettings) else field
+
+
 def default(value: Any) -> str:
     if value is PydanticUndefined:
         return "required"
     if value is None or value == "":
         return "unset"
-    if value == []:
+    if value == [] or value == {}:
         return "empty"
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
     return f"`{value}`"
 
 
-def table(settings: type[BaseSettings]) -> str:
+def table(settings: type[BaseModel]) -> str:
     docs = attribute_docstrings(settings)
-    missing = [variable(settings, name) for name in settings.model_fields if name not in docs]
+    missing = [setting_name(settings, name) for name in settings.model_fields if name not in docs]
     if missing:
         raise UndocumentedSetting(
             f"{settings.__name__}: no docstring under {', '.join(missing)}; write what it means there"
         )
-    rows = ["| variable | meaning | default |", "| --- | --- | --- |"]
+    heading = "variable" if issubclass(settings, BaseSettings) else "field"
+    rows = [f"| {heading} | meaning | default |", "| --- | --- | --- |"]
     for name, field in settings.model_fields.items():
         meaning = docs[name].replace("|", "\\|")
-        rows.append(f"| `{variable(settings, name)}` | {meaning} | {default(field.default)} |")
+        rows.append(f"| `{setting_name(settings, name)}` | {meaning} | {default(field.default)} |")
     return "\n".join(rows) + "\n"
 
 

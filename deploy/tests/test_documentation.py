@@ -14,9 +14,9 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from pydantic_settings import BaseSettings
+from pydantic import BaseModel
 
-from mcp_auth_server.settings import AuthSettings
+from mcp_auth_server.settings import AuthSettings, ResourceConfig
 from mcp_auth_server.store.audit import EVENT_NAMES, SECURITY_EVENTS
 from mcp_tools_server.settings import Settings as McpSettings
 
@@ -46,8 +46,10 @@ def test_configuration_reference_is_generated_from_the_settings(generator: Modul
     assert page == generator.rendered(page), "stale: run `uv run python scripts/configuration_reference.py`"
 
 
-@pytest.mark.parametrize("settings", [AuthSettings, McpSettings], ids=lambda cls: cls.__name__)
-def test_every_setting_is_documented(generator: ModuleType, settings: type[BaseSettings]) -> None:
+@pytest.mark.parametrize(
+    "settings", [AuthSettings, ResourceConfig, McpSettings], ids=lambda cls: cls.__name__
+)
+def test_every_setting_is_documented(generator: ModuleType, settings: type[BaseModel]) -> None:
     documented = generator.attribute_docstrings(settings)
     undocumented = sorted(set(settings.model_fields) - set(documented))
     assert not undocumented, f"no docstring under {undocumented}"

@@ -67,23 +67,36 @@ class ResourceConfig(BaseModel):
     """One MCP server that tokens may be issued for (an RFC 8707 resource).
 
     The one set of rules for resources: an AUTH_RESOURCES entry and `mcp-auth resources add` are both
-    validated by building one of these (see `describe_resource_problem` for the message).
+    validated by building one of these (see `describe_resource_problem` for the message). Each field's
+    docstring documents it (docs/configuration.md's table of entry fields is generated from them).
     """
 
-    model_config = ConfigDict(extra="forbid")  # a misspelt field would otherwise be ignored silently
+    # extra="forbid": a misspelt field would otherwise be ignored silently.
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     resource: str
+    """The MCP server's canonical URL, which becomes the tokens' `aud` (RFC 8707): absolute http(s), no
+    fragment, no trailing slash after its path. Required."""
     scopes: list[str] = Field(min_length=1)
+    """The scopes a client may ask for this server: at least one RFC 6749 scope-token, none twice, never
+    `offline_access` (clients add that themselves). Required."""
     default_scopes: list[str] | None = None
+    """Granted when a client asks for no scope; each must be in `scopes`. Unset: all of `scopes`."""
     name: str | None = Field(default=None, max_length=200)
-    # Shown on the consent and connected-apps pages; built-in scopes have texts of their own.
+    """The server's name on the consent and connected-apps pages (at most 200 characters). Unset: its
+    URL."""
     scope_descriptions: dict[str, str] = {}
-    # Other resource identifiers of the same server (its legacy `/sse` endpoint): a client may name
-    # them at /authorize and /token, and gets the same consent and a token for `resource`.
+    """Scope -> the text the consent and connected-apps pages show for it (printable, 1 to 200 characters;
+    only scopes in `scopes`). Undescribed: built-in scopes keep their own texts, others read "access granted
+    by this scope"."""
     aliases: list[str] = []
-    # The scope that lets this server obtain the user's upstream token by exchange (e.g. github:repos);
-    # unset: it may not. The consent page says so in plain words.
+    """Other resource identifiers of the same server (its legacy `…/sse` endpoint): a client may name them
+    at `/authorize` and `/token`, and gets the same consent and a token whose `aud` is `resource`. Each
+    differs from `resource`, from the others and from every other entry's."""
     upstream_token_scope: str | None = None
+    """The scope, one of `scopes`, that lets this server obtain the user's upstream token by token exchange
+    (e.g. `github:repos`); the consent page says so in plain words. Unset: it never receives upstream
+    tokens."""
 
     @field_validator("resource")
     @classmethod
@@ -269,8 +282,10 @@ class AuthSettings(BaseSettings):
     auth_resources: list[ResourceConfig] | None = None
     """JSON list of the MCP servers tokens may be issued for, e.g. `[{"resource":
     "https://tools.example.com/mcp", "scopes": ["mcp:tools", "github:repos"], "default_scopes": ["mcp:tools"],
-    "name": "Tools", "upstream_token_scope": "github:repos"}]`, merged with those added by `mcp-auth resources
-    add` (this list wins). Unset: the two `make dev` servers on a loopback issuer, none otherwise."""
+    "name": "Tools", "upstream_token_scope": "github:repos"}]` (every field of an entry: the table below),
+    merged with those added by `mcp-auth resources add` (this list wins). Each entry is checked as `resources
+    add` checks it; an error names the entry and the field. Unset: the two `make dev` servers on a loopback
+    issuer, none otherwise."""
 
     auth_access_token_ttl: int = Field(default=900, ge=30, le=86_400)
     """Access token lifetime, seconds (30-86400)."""
