@@ -159,6 +159,28 @@ def refresh_scaling_rows(figures: dict[str, Any] | None) -> list[Row]:
     ]
 
 
+def cli_startup_rows(figures: dict[str, Any] | None) -> list[Row]:
+    if figures is None:
+        return [Row("CLI start-up", "failed (see output above)", "", None, "", False)]
+    baseline = figures["python -c pass"]["median_s"]
+    rows = []
+    for name, figure in figures.items():
+        if figure["target_s"] is None:
+            continue
+        median = figure["median_s"]
+        rows.append(
+            Row(
+                f"{name} (s)",
+                f"{median:.3f} s (min {figure['min_s']:.3f})",
+                f"python -c pass {baseline:.3f} s",
+                median / baseline,
+                f"< {figure['target_s']} s",
+                median < figure["target_s"],
+            )
+        )
+    return rows
+
+
 def print_table(rows: list[Row], description: dict[str, str], load: str) -> None:
     print("\n" + "=" * 100)
     print(
@@ -193,7 +215,9 @@ def main() -> None:
     _, scaling = run_script(
         "refresh_scaling", ["--large", "100000", "--rounds", "2", "--per-round", "200"] if quick else []
     )
+    _, cli = run_script("cli_startup", ["--rounds", "3"] if quick else [])
     rows = [
+        *cli_startup_rows(cli),
         *token_check_rows(token_check_output),
         *tool_call_rows(tool_calls),
         *token_endpoint_rows(token_endpoint),

@@ -20,17 +20,25 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 K8S_ROOT = REPO_ROOT / "deploy" / "k8s"
 
 # What `kubectl kustomize` renders: the overlays, the base alone, and the base or an overlay with an
-# optional component (components have no kustomization of their own to render). The namespace is the
-# one the overlay sets: an overlay that includes a component puts the component's objects there too,
-# and kustomize only links references within one namespace.
+# optional component (components have no kustomization of their own to render), optionally naming a
+# namespace in the outer kustomization as an operator might.
 RENDER_TARGETS: dict[str, tuple[str, list[str], str | None]] = {
     "base": ("base", [], None),
     "dev": ("overlays/dev", [], None),
     "prod": ("overlays/prod", [], None),
     "example-third-mcp-server": ("overlays/example-third-mcp-server", [], None),
-    "base+migration-job": ("base", ["components/migration-job"], None),
     "base+monitoring": ("base", ["components/monitoring"], None),
-    "dev+migration-job": ("overlays/dev", ["components/migration-job"], "mcp-auth-dev"),
+    # The migration Job layered from outside on every overlay's output, with and without the outer
+    # kustomization naming the namespace: it must run the very image and settings the Deployment runs.
+    "base+migration-job": ("base", ["components/migration-job"], None),
+    "dev+migration-job": ("overlays/dev", ["components/migration-job"], None),
+    "dev+migration-job+namespace": ("overlays/dev", ["components/migration-job"], "mcp-auth-dev"),
+    "prod+migration-job": ("overlays/prod", ["components/migration-job"], None),
+    "example-third-mcp-server+migration-job": (
+        "overlays/example-third-mcp-server",
+        ["components/migration-job"],
+        None,
+    ),
 }
 
 Manifest = dict[str, Any]

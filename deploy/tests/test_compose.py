@@ -109,7 +109,9 @@ def test_env_example_supplies_every_required_variable(
 def test_start_order(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert services["migrate"]["command"] == ["migrate"]
+    assert services["migrate"]["command"] == ["migrate", "--wait", "60"], (
+        "a database still starting is waited for"
+    )
     assert services["migrate"]["restart"] == "no"
     assert services["auth"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     for name in MCP_SERVICES:
@@ -136,7 +138,8 @@ def test_every_long_running_service_is_health_checked(
         else:
             assert not check.get("disable"), name
             assert check["test"][0] in {"CMD", "CMD-SHELL"}, name
-    assert compose["services"]["postgres"]["healthcheck"]["test"][1] == "pg_isready"
+    # Over TCP: the socket-only temporary server of a first start must not pass (finding 3 of issue 13).
+    assert compose["services"]["postgres"]["healthcheck"]["test"][1:3] == ["pg_isready", "--host=127.0.0.1"]
     assert compose["services"]["edge"]["healthcheck"] == {"disable": True}
 
 
@@ -269,3 +272,32 @@ def test_the_declaring_command_works_against_a_database(
         check=True,
     ).stdout
     assert env_example["MCP1_CLIENT_ID"] in listing
+
+
+# Capabilities the Postgres image's entrypoint needs to prepare its directories before dropping to postgres.
+POSTGRES_CAPABILITIES = {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"}
+
+
+def test_every_service_is_hardened_as_in_kubernetes(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        assert service.get("read_only") is True, f"{name}: read-only root filesystem"
+        assert service.get("cap_drop") == ["ALL"], f"{name}: no capabilities"
+        assert "no-new-privileges:true" in service.get("security_opt", []), name
+        assert "/tmp" in service.get("tmpfs", []), f"{name}: a writable /tmp"
+        allowed = POSTGRES_CAPABILITIES if name == "postgres" else set()
+        assert set(service.get("cap_add", [])) <= allowed, name
+
+
+def test_metrics_are_published_on_loopback_only_and_apart_from_the_public_ports(
+    compose: dict[str, Any], env_example: dict[str, str]
+) -> None:
+    rendered = interpolate_all(compose, env_example)["services"]
+    published = {port.split(":")[1]: port for port in compose["services"]["edge"]["ports"]}
+    metrics = [rendered["auth"]["environment"]["AUTH_METRICS_PORT"]]
+    metrics += [rendered[name]["environment"]["MCP_METRICS_PORT"] for name in MCP_SERVICES]
+    public = [rendered["auth"]["environment"]["AUTH_PORT"]] + [
+        rendered[n]["environment"]["MCP_PORT"] for n in MCP_SERVICES
+    ]
+    assert len(set(metrics + public)) == len(metrics + public), "one namespace: every port distinct"
+    for port in metrics:
+        assert published[port].startswith("127.0.0.1:"), port

@@ -1,4 +1,4 @@
-"""The Kubernetes manifests render, are valid Kubernetes objects, and keep the rules of issue 7.
+"""The Kubernetes manifests render, are valid Kubernetes objects, and keep the deployment's rules.
 
 Each overlay (and the base with each optional component) is rendered with `kubectl kustomize`, checked
 against the Kubernetes OpenAPI schemas shipped in kubernetes-validate (offline, strict: unknown fields
@@ -16,18 +16,16 @@ from urllib.parse import urlsplit
 import kubernetes_validate
 import pytest
 
+from .conftest import RENDER_TARGETS
+
 Manifest = dict[str, Any]
 
-ALL_TARGETS = [
-    "base",
-    "dev",
-    "prod",
-    "example-third-mcp-server",
-    "base+migration-job",
-    "base+monitoring",
-    "dev+migration-job",
-]
+ALL_TARGETS = list(RENDER_TARGETS)
 OVERLAYS = ["dev", "prod", "example-third-mcp-server"]
+# Each target rendered with the migration-job component -> the same target without it.
+WITHOUT_COMPONENT = {target: target.split("+")[0] for target in RENDER_TARGETS if "+migration-job" in target}
+# Overlays for a local cluster: loopback issuer and resource URLs, port-forwards instead of Ingresses.
+LOCAL_CLUSTER = {"dev", "example-third-mcp-server"}
 # The oldest Kubernetes these manifests promise to work on, and the newest whose schemas are shipped.
 KUBERNETES_VERSIONS = ["1.32.0", "1.37.0"]
 # Custom resources: no built-in schema; allowed only where listed.
@@ -159,23 +157,42 @@ def test_auth_service_migrates_before_it_serves(renders: dict[str, list[Manifest
     auth = named(renders[target], "Deployment", "mcp-auth-server")
     (init,) = pod_spec(auth)["initContainers"]
     (main,) = pod_spec(auth)["containers"]
-    assert init["command"] + init.get("args", []) == ["mcp-auth", "migrate"]
+    assert init["command"] + init.get("args", []) == ["mcp-auth", "migrate", "--wait", "60"]
     assert main["command"] + main.get("args", []) == ["mcp-auth", "serve"]
     assert init["image"] == main["image"], "migrations must come from the release being rolled out"
     assert init["env"] == main["env"], "same database and secrets"
     assert init["envFrom"] == main["envFrom"], "same settings"
 
 
-def test_migration_job_component_runs_migrate_as_a_presync_hook(renders: dict[str, list[Manifest]]) -> None:
-    objects = renders["base+migration-job"]
+@pytest.mark.parametrize("target", sorted(WITHOUT_COMPONENT))
+def test_migration_job_runs_what_the_deployment_runs_however_it_is_layered(
+    renders: dict[str, list[Manifest]], target: str
+) -> None:
+    """Layered from outside on any overlay, the Job pins the Deployment's image, settings and namespace."""
+    objects = renders[target]
     (job,) = of_kind(objects, "Job")
     (container,) = pod_spec(job)["containers"]
-    assert container["command"] + container.get("args", []) == ["mcp-auth", "migrate"]
+    assert container["command"] + container.get("args", []) == ["mcp-auth", "migrate", "--wait", "60"]
     assert job["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "PreSync"
     assert pod_spec(job)["restartPolicy"] == "Never"
     auth = named(objects, "Deployment", "mcp-auth-server")
-    assert container["image"] == pod_spec(auth)["containers"][0]["image"]
-    assert container["env"] == pod_spec(auth)["containers"][0]["env"]
+    (init,) = pod_spec(auth)["initContainers"]
+    assert container["image"] == init["image"] == pod_spec(auth)["containers"][0]["image"]
+    assert container["env"] == init["env"]
+    assert container["envFrom"] == init["envFrom"]
+    assert job["metadata"].get("namespace") == auth["metadata"].get("namespace")
+    policy = named(objects, "NetworkPolicy", "mcp-auth-migrate")
+    assert policy["metadata"].get("namespace") == auth["metadata"].get("namespace")
+    # Adding the component changes nothing else's images.
+    assert images(objects, exclude={"Job"}) == images(renders[WITHOUT_COMPONENT[target]])
+
+
+def images(objects: list[Manifest], exclude: frozenset[str] | set[str] = frozenset()) -> dict[str, list[str]]:
+    return {
+        f"{obj['kind']}/{obj['metadata']['name']}": [c["image"] for c in all_containers(obj)]
+        for obj in objects
+        if obj["kind"] in WORKLOADS and obj["kind"] not in exclude
+    }
 
 
 # --- objects that belong together ---------------------------------------------------------------------
@@ -244,7 +261,7 @@ def referenced(container: dict[str, Any]) -> list[tuple[str, str]]:
 SECRET_WORDS = ("SECRET", "PASSWORD", "DATABASE_URL", "PRIVATE")
 
 
-@pytest.mark.parametrize("target", ["base", "prod", "base+migration-job", "base+monitoring"])
+@pytest.mark.parametrize("target", [t for t in ALL_TARGETS if t.split("+")[0] in ("base", "prod")])
 def test_no_secret_values_outside_dev(renders: dict[str, list[Manifest]], target: str) -> None:
     objects = renders[target]
     assert not of_kind(objects, "Secret"), "base and prod only refer to Secrets created outside the repo"
@@ -258,7 +275,7 @@ def test_no_secret_values_outside_dev(renders: dict[str, list[Manifest]], target
                     assert "value" not in variable, f"{variable['name']} must come from a secretKeyRef"
 
 
-@pytest.mark.parametrize("target", ["dev", "example-third-mcp-server", "dev+migration-job"])
+@pytest.mark.parametrize("target", [t for t in ALL_TARGETS if t.split("+")[0] in LOCAL_CLUSTER])
 def test_dev_secrets_are_obvious_placeholders(renders: dict[str, list[Manifest]], target: str) -> None:
     import base64
 
@@ -277,7 +294,6 @@ def test_issuer_resources_and_hosts_agree(renders: dict[str, list[Manifest]], ta
     objects = renders[target]
     auth_config = config_data(objects, "mcp-auth-config")
     issuer = auth_config["AUTH_ISSUER"]
-    assert issuer.startswith("https://"), issuer
     assert not issuer.endswith("/"), "the issuer is compared byte for byte: no trailing slash"
     listed = {entry["resource"] for entry in json.loads(auth_config["AUTH_RESOURCES"])}
     served = set()
@@ -288,11 +304,41 @@ def test_issuer_resources_and_hosts_agree(renders: dict[str, list[Manifest]], ta
         (config_name,) = [s["configMapRef"]["name"] for s in container["envFrom"] if "configMapRef" in s]
         served.add(named(objects, "ConfigMap", config_name)["data"]["MCP_RESOURCE_URL"])
     assert served == listed, "AUTH_RESOURCES must list exactly the MCP servers deployed"
+    if target.split("+")[0] in LOCAL_CLUSTER:
+        # Reached through port-forwards: loopback URLs (the only ones plain http is allowed for), no Ingress.
+        assert issuer == "http://localhost:9000"
+        assert all(urlsplit(url).hostname == "localhost" for url in served)
+        assert len({urlsplit(url).port for url in served}) == len(served), "one port-forward per server"
+        assert not of_kind(objects, "Ingress")
+        return
+    assert issuer.startswith("https://"), issuer
     hosts = {rule["host"] for ingress in of_kind(objects, "Ingress") for rule in ingress["spec"]["rules"]}
     assert hosts == {urlsplit(url).hostname for url in {issuer} | served}
     for ingress in of_kind(objects, "Ingress"):
         tls_hosts = {h for tls in ingress["spec"]["tls"] for h in tls["hosts"]}
         assert tls_hosts == {rule["host"] for rule in ingress["spec"]["rules"]}, "TLS for every host"
+
+
+@pytest.mark.parametrize("target", sorted(LOCAL_CLUSTER))
+def test_local_cluster_overlays_choose_the_dev_upstream_explicitly(
+    renders: dict[str, list[Manifest]], target: str
+) -> None:
+    """The base says github; only the overlay's own AUTH_UPSTREAM=dev (on a loopback issuer) allows dev."""
+    assert config_data(renders["base"], "mcp-auth-config")["AUTH_UPSTREAM"] == "github"
+    assert config_data(renders[target], "mcp-auth-config")["AUTH_UPSTREAM"] == "dev"
+
+
+@pytest.mark.parametrize("target", ALL_TARGETS)
+def test_mcp_servers_reach_the_auth_service_inside_the_cluster(
+    renders: dict[str, list[Manifest]], target: str
+) -> None:
+    objects = renders[target]
+    auth_service = named(objects, "Service", "mcp-auth-server")
+    (http_port,) = [p["port"] for p in auth_service["spec"]["ports"] if p["name"] == "http"]
+    for deployment in mcp_servers(objects):
+        (container,) = pod_spec(deployment)["containers"]
+        env = {v["name"]: v.get("value") for v in container["env"]}
+        assert env["MCP_AUTH_INTERNAL_URL"] == f"http://mcp-auth-server:{http_port}"
 
 
 @pytest.mark.parametrize("target", OVERLAYS)
@@ -410,6 +456,7 @@ OTHER_POD = Peer("other-pod", "app", {"app": "something-else"})
 OTHER_NAMESPACE = Peer("other-namespace", "elsewhere", {"app.kubernetes.io/name": "mcp-auth-server"})
 KUBE_DNS = Peer("kube-dns", "kube-system", {"k8s-app": "kube-dns"})
 INTERNET = Peer("internet", None)
+PROMETHEUS = Peer("prometheus", "monitoring", {"app.kubernetes.io/name": "prometheus"})
 
 # (source, target, port, protocol, allowed?); rows naming Postgres or the migration Job apply where
 # those are deployed.
@@ -423,7 +470,16 @@ TRAFFIC = [
     (OTHER_POD, MCP, 8000, "TCP", False),
     (AUTH, INTERNET, 443, "TCP", True),  # GitHub
     (MCP, INTERNET, 443, "TCP", True),  # GitHub API
-    (MCP, INGRESS_CONTROLLER, 443, "TCP", True),  # the issuer's public URL
+    # Metrics: never from the ingress controller or other pods; Prometheus only where it scrapes, and
+    # only the metrics port.
+    (INGRESS_CONTROLLER, AUTH, 9090, "TCP", False),
+    (INGRESS_CONTROLLER, MCP, 9090, "TCP", False),
+    (MCP, AUTH, 9090, "TCP", False),
+    (OTHER_POD, MCP, 9090, "TCP", False),
+    (PROMETHEUS, AUTH, 9090, "TCP", "monitoring"),
+    (PROMETHEUS, MCP, 9090, "TCP", "monitoring"),
+    (PROMETHEUS, AUTH, 9000, "TCP", False),
+    (PROMETHEUS, MCP, 8000, "TCP", False),
     (AUTH, INTERNET, 5432, "TCP", True),  # external Postgres
     (MCP, INTERNET, 5432, "TCP", False),
     (AUTH, INTERNET, 22, "TCP", False),
@@ -439,9 +495,11 @@ TRAFFIC = [
 ]
 
 
-# Where the dev Postgres StatefulSet and the migration Job are rendered (checked below, so this can't drift).
-WITH_POSTGRES = {"dev", "example-third-mcp-server", "dev+migration-job"}
-WITH_MIGRATION_JOB = {"base+migration-job", "dev+migration-job"}
+# Where the dev Postgres StatefulSet, the migration Job and Prometheus scraping are rendered (checked
+# below, so this can't drift).
+WITH_POSTGRES = {t for t in ALL_TARGETS if t.split("+")[0] in LOCAL_CLUSTER}
+WITH_MIGRATION_JOB = set(WITHOUT_COMPONENT)
+WITH_MONITORING = {t for t in ALL_TARGETS if "monitoring" in t or t.split("+")[0] == "prod"}
 
 
 def traffic_cases() -> list[Any]:
@@ -452,6 +510,8 @@ def traffic_cases() -> list[Any]:
                 continue
             if source == MIGRATE and target not in WITH_MIGRATION_JOB:
                 continue
+            if expected == "monitoring":
+                expected = target in WITH_MONITORING
             case_id = f"{target}:{source.name}->{destination.name}:{port}/{protocol}"
             cases.append(pytest.param(target, source, destination, port, protocol, expected, id=case_id))
     return cases
@@ -470,6 +530,7 @@ def test_network_policies_allow_only_intended_traffic(
     objects = renders[target]
     assert bool(of_kind(objects, "StatefulSet")) is (target in WITH_POSTGRES)
     assert bool(of_kind(objects, "Job")) is (target in WITH_MIGRATION_JOB)
+    assert bool(of_kind(objects, "ServiceMonitor")) is (target in WITH_MONITORING)
     assert allowed(of_kind(objects, "NetworkPolicy"), source, destination, port, protocol) is expected
 
 
@@ -480,3 +541,97 @@ def test_every_pod_is_under_default_deny(renders: dict[str, list[Manifest]], tar
     assert set(deny["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     assert "ingress" not in deny["spec"], "allows nothing in"
     assert "egress" not in deny["spec"], "allows nothing out"
+
+
+# --- what the Ingresses expose ------------------------------------------------------------------------
+
+# Served by the applications but never public: probes (kubelet), and operator documents (their own port).
+NOT_PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc"}
+
+
+def route_paths(routes: Any, prefix: str = "") -> set[str]:
+    """Every path an app serves: plain routes and mounts, and routers included into FastAPI apps."""
+    paths = set()
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            context = getattr(route, "include_context", None)
+            paths |= route_paths(inner.routes, prefix + (getattr(context, "prefix", "") or ""))
+        elif hasattr(route, "path"):
+            paths.add(prefix + route.path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def public_paths() -> dict[str, set[str]]:
+    """What the auth service and an MCP server answer on their public port, as production builds them."""
+    from mcp_auth_server.app import create_app as create_auth_app
+    from mcp_auth_server.settings import load_settings
+    from mcp_tools_server.app import create_app as create_mcp_app
+    from mcp_tools_server.settings import Settings
+
+    auth = create_auth_app(
+        load_settings(
+            auth_issuer="https://auth.example.com",
+            github_client_id="id",
+            github_client_secret="secret",
+            auth_secret_key="k" * 40,
+        )
+    )
+    mcp = create_mcp_app(
+        Settings(resource_url="https://one.mcp.example.com/mcp", auth_issuer="https://auth.example.com")
+    )
+    return {"auth-server": route_paths(auth.routes), "mcp-server": route_paths(mcp.routes)}
+
+
+def ingress_routes(path: str, rule: dict[str, Any]) -> bool:
+    """Kubernetes path matching: Exact is the whole path; Prefix matches whole path elements."""
+    routed: str = rule["path"]
+    if rule["pathType"] == "Exact":
+        return path == routed
+    prefix = routed.rstrip("/")
+    return path == prefix or path.startswith(prefix + "/")
+
+
+@pytest.mark.parametrize("target", [t for t in ALL_TARGETS if t.split("+")[0] not in LOCAL_CLUSTER])
+def test_ingresses_route_the_public_paths_only(
+    renders: dict[str, list[Manifest]], target: str, public_paths: dict[str, set[str]]
+) -> None:
+    """No public path to metrics: each Ingress routes exactly what its application serves publicly."""
+    objects = renders[target]
+    for ingress in of_kind(objects, "Ingress"):
+        name = ingress["metadata"]["name"]
+        served = public_paths[str(component(ingress))]
+        (rule,) = ingress["spec"]["rules"]
+        routed = rule["http"]["paths"]
+        for path_rule in routed:
+            backend = path_rule["backend"]["service"]
+            assert backend["port"] == {"name": "http"}, f"{name}: only the public port is routed"
+            assert any(ingress_routes(path, path_rule) for path in served), (
+                f"{name}: {path_rule['path']} serves nothing"
+            )
+        for path in served - NOT_PUBLIC:
+            assert any(ingress_routes(path, r) for r in routed), f"{name} does not route {path}"
+        for path in NOT_PUBLIC:
+            assert not any(ingress_routes(path, r) for r in routed), f"{name} routes {path}"
+
+
+@pytest.mark.parametrize("target", ALL_TARGETS)
+def test_metrics_are_a_port_of_their_own(renders: dict[str, list[Manifest]], target: str) -> None:
+    objects = renders[target]
+    for deployment in of_kind(objects, "Deployment"):
+        (container,) = pod_spec(deployment)["containers"]
+        ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+        env = {v["name"]: v.get("value") for v in container.get("env", [])}
+        if component(deployment) == "auth-server":
+            assert config_data(objects, "mcp-auth-config")["AUTH_METRICS_PORT"] == str(ports["metrics"])
+        else:
+            assert env["MCP_METRICS_PORT"] == str(ports["metrics"])
+        assert ports["metrics"] != ports["http"]
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        (service,) = [
+            s for s in of_kind(objects, "Service") if matches(s["spec"].get("selector", {}), labels)
+        ]
+        assert {"http", "metrics"} == {p["targetPort"] for p in service["spec"]["ports"]}
+    for monitor in of_kind(objects, "ServiceMonitor"):
+        assert [endpoint["port"] for endpoint in monitor["spec"]["endpoints"]] == ["metrics"]

@@ -64,6 +64,27 @@ MCP_AUTH = str(Path(sys.executable).parent / "mcp-auth")
         ({"auth_resources": '{"resource": "http://x/mcp"}'}, "AUTH_RESOURCES: must be a JSON list"),
         ({"auth_access_token_ttl": "soon"}, "AUTH_ACCESS_TOKEN_TTL:"),
         ({"auth_upstream": "ldap"}, "AUTH_UPSTREAM:"),
+        (
+            {
+                "auth_issuer": "https://auth.example.com",
+                "github_client_id": "id",
+                "github_client_secret": "s",
+                # .env.example's placeholder, copied as is into a production configuration.
+                "auth_secret_key": "change-me-to-48-random-characters-before-any-real-use",
+            },
+            "AUTH_SECRET_KEY: still the example's placeholder",
+        ),
+        (
+            {
+                "auth_issuer": "https://auth.example.com",
+                "github_client_id": "id",
+                "github_client_secret": "s",
+                "auth_secret_key": "dev-only-placeholder-secret-key-not-for-production",
+            },
+            "AUTH_SECRET_KEY: still the example's placeholder",
+        ),
+        ({"auth_metrics_port": "9000"}, "AUTH_METRICS_PORT: must differ from the public port 9000"),
+        ({"auth_database_url": "mysql://u@h/d"}, "AUTH_DATABASE_URL: unsupported database 'mysql'"),
     ],
 )
 def test_bad_setting_names_the_variable_in_one_line(overrides: dict[str, str], expected: str) -> None:
@@ -112,3 +133,13 @@ def test_serve_prints_one_line_and_exits_2_on_a_bad_setting() -> None:
         result.stderr.strip()
         == "mcp-auth: AUTH_ISSUER: must not end with '/', got 'https://auth.example.com/'"
     )
+
+
+def test_placeholder_secret_is_accepted_on_a_loopback_issuer() -> None:
+    """Compose as shipped (http://localhost:9000) is a local run; the refusal is for production."""
+    settings = load_settings(
+        auth_issuer="http://localhost:9000",
+        auth_secret_key="change-me-to-48-random-characters-before-any-real-use",
+        auth_database_url="postgres://u@db/auth",
+    )
+    assert settings.database_url == "postgresql+asyncpg://u@db/auth"

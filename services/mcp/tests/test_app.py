@@ -10,7 +10,7 @@ import httpx2
 import pytest
 from mcp import Client
 
-from mcp_testing.processes import ServiceProcess
+from mcp_testing.processes import ServiceProcess, free_port, venv_script
 
 from .conftest import mcp_client, serve_tools, sse_mcp_client
 
@@ -102,14 +102,40 @@ async def test_dns_rebinding_is_refused(
     assert response.status_code == status
 
 
-async def test_health_readiness_and_metrics(tools_without_auth: ServiceProcess) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_metrics_only_on_the_metrics_port(workers: str) -> None:
+    """/metrics is for Prometheus, never on the public port; with several workers every scrape sums them."""
+    metrics_port = free_port()
+    port = free_port()
+    service = ServiceProcess(
+        [venv_script("mcp-tools"), "serve", "--workers", workers],
+        port=port,
+        env={
+            "MCP_RESOURCE_URL": f"http://127.0.0.1:{port}/mcp",
+            "MCP_AUTH": "off",
+            "MCP_METRICS_PORT": str(metrics_port),
+        },
+    )
+    with service:
+        for _ in range(10):
+            assert httpx.get(f"{service.url}/healthz").status_code == 200
+        assert httpx.get(f"{service.url}/metrics").status_code == 404
+        scrapes = {httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text for _ in range(6)}
+    counts = {
+        line.rsplit(" ", 1)[1]
+        for text in scrapes
+        for line in text.splitlines()
+        if line.startswith('http_requests_total{method="GET",route="/healthz",status="200"}')
+    }
+    assert counts == {"10.0"}, "every scrape reports every worker's requests"
+
+
+async def test_health_and_readiness(tools_without_auth: ServiceProcess) -> None:
     async with httpx.AsyncClient(base_url=tools_without_auth.url) as http:
         assert (await http.get("/healthz")).status_code == 200
-        assert (await http.get("/readyz")).status_code == 200
-        metrics = await http.get("/metrics")
-        assert metrics.status_code == 200
-        assert "http_requests_total" in metrics.text
-        assert "x-request-id" in metrics.headers
+        response = await http.get("/readyz")
+        assert response.status_code == 200
+        assert "x-request-id" in response.headers
 
 
 async def test_log_lines_are_json_with_a_request_id(tools_without_auth: ServiceProcess) -> None:

@@ -22,6 +22,8 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "MCP_AUTH",
         "MCP_HOST",
         "MCP_PORT",
+        "MCP_METRICS_PORT",
+        "MCP_AUTH_INTERNAL_URL",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -44,6 +46,8 @@ def test_every_variable_is_read_by_its_name(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("MCP_GITHUB_API_URL", "https://ghe.example.com/api/v3")
     monkeypatch.setenv("MCP_HOST", ALL_INTERFACES)
     monkeypatch.setenv("MCP_PORT", "8080")
+    monkeypatch.setenv("MCP_METRICS_PORT", "9090")
+    monkeypatch.setenv("MCP_AUTH_INTERNAL_URL", "http://mcp-auth-server:9000")
 
     settings = load_settings()
 
@@ -55,6 +59,8 @@ def test_every_variable_is_read_by_its_name(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.github_api_url == "https://ghe.example.com/api/v3"
     assert settings.auth_enabled
     assert (settings.host, settings.listen_port) == (ALL_INTERFACES, 8080)
+    assert settings.metrics_port == 9090
+    assert settings.auth_internal_url == "http://mcp-auth-server:9000"
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -183,3 +189,18 @@ def test_several_problems_are_reported_together_on_one_line(monkeypatch: pytest.
         "MCP_AUTH",
         "MCP_PORT",
     ]
+
+
+def test_metrics_stay_off_the_public_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = _refusal(
+        monkeypatch, MCP_RESOURCE_URL=RESOURCE, MCP_AUTH_ISSUER=ISSUER, MCP_METRICS_PORT="9101"
+    )
+    assert message == "MCP_METRICS_PORT must differ from the public port 9101"
+
+
+@pytest.mark.parametrize("url", ["mcp-auth-server:9000", "http://mcp-auth-server:9000/auth", "ftp://h:1"])
+def test_internal_url_is_scheme_host_and_port(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    message = _refusal(
+        monkeypatch, MCP_RESOURCE_URL=RESOURCE, MCP_AUTH_ISSUER=ISSUER, MCP_AUTH_INTERNAL_URL=url
+    )
+    assert message.startswith("MCP_AUTH_INTERNAL_URL: ")

@@ -5,9 +5,10 @@
 FastMCP 4.x server the kit's behaviour, not FastMCP's: the same `JWTVerifier` (or
 `IntrospectingVerifier`) and verified-token cache, RFC 6750 challenges with `resource_metadata`
 and `scope`, per-tool scopes answered with the 403 step-up challenge, RFC 9728 metadata at the
-resource's path and at the root (and `/sse`'s own), `/healthz` and `/readyz`, the issuer check at
-start-up, `Mcp-*` header values trimmed (RFC 9110 §5.5), and DNS-rebinding protection on the MCP
-endpoints only (so health probes by pod address still work).
+resource's path and at the root (and `/sse`'s own), `/healthz` and `/readyz`, `/metrics` on an
+operator port of its own (`metrics_port`), the issuer check at start-up, `Mcp-*` header values
+trimmed (RFC 9110 §5.5), and DNS-rebinding protection on the MCP endpoints only (so health probes
+by pod address still work).
 
 How: FastMCP wraps its MCP endpoints in its own `RequireAuthMiddleware`, which trusts whatever
 authenticated user the app-level middleware put in the ASGI scope. The provider's only middleware
@@ -35,6 +36,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_auth_kit.fastapi_dependencies import STATE_ATTRIBUTE
+from mcp_auth_kit.operator_port import OperatorPort
 from mcp_auth_kit.protect import allowed_hosts_and_origins, check_tool_names, kit_app, state_for
 from mcp_auth_kit.resource_server import (
     MESSAGES_PATH,
@@ -62,6 +64,9 @@ class KitAuthProvider(AuthProvider):
         resource_name: str | None = None,
         verifier: TokenVerifier | None = None,
         introspection: Introspection | None = None,
+        internal_url: str | None = None,
+        metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
         sse: bool = True,
     ) -> None:
         """The arguments mean what they mean for `protect()`; `sse` also guards FastMCP's `/sse` pair."""
@@ -74,22 +79,26 @@ class KitAuthProvider(AuthProvider):
             resource_name=resource_name,
             verifier=verifier,
             introspection=introspection,
+            internal_url=internal_url,
         )
-        self._setup(resource, sse=sse)
+        operator_port = None if metrics_port is None else OperatorPort(metrics_host, metrics_port)
+        self._setup(resource, sse=sse, operator_port=operator_port)
 
     @classmethod
     def for_resource(cls, resource: ProtectedResource, *, sse: bool) -> KitAuthProvider:
+        """The provider `protect()` installs (its app, not the provider, opens the operator port)."""
         provider = cls.__new__(cls)
-        provider._setup(resource, sse=sse)
+        provider._setup(resource, sse=sse, operator_port=None)
         return provider
 
-    def _setup(self, resource: ProtectedResource, *, sse: bool) -> None:
+    def _setup(self, resource: ProtectedResource, *, sse: bool, operator_port: OperatorPort | None) -> None:
         parts = urlsplit(resource.resource_url)
         super().__init__(
             base_url=f"{parts.scheme}://{parts.netloc}", required_scopes=list(resource.policy.base)
         )
         self.resource = resource
         self.sse = sse
+        self.operator_port = operator_port
 
     async def verify_token(self, token: str) -> AccessToken | None:
         """FastMCP's hook, answered by the kit's verifier (same checks, same cache)."""
@@ -129,7 +138,7 @@ class KitMiddleware:
         self._path = resource.path
         self._sse = provider.sse
         security = _rebinding_protection(resource.resource_url)
-        self._lifespan = KitLifespan(app, resource=resource)
+        self._lifespan = KitLifespan(app, resource=resource, operator_port=provider.operator_port)
         self._streamable = TrimmedMcpHeaders(resource.guard(RebindingProtection(app, security), sse=False))
         self._sse_guard = resource.guard(RebindingProtection(app, security), sse=True)
 
@@ -174,6 +183,7 @@ def _rebinding_protection(resource_url: str) -> TransportSecuritySettings:
 def protect_fastmcp(
     server: FastMCP[Any],
     resource: ProtectedResource,
+    operator_port: OperatorPort | None,
     *,
     auth: bool,
     sse: bool,
@@ -212,7 +222,7 @@ def protect_fastmcp(
             check_tool_names({tool.name for tool in await server.list_tools()}, resource.policy)
             yield
 
-    app = kit_app(routes, middleware, lifespan)
+    app = kit_app(routes, middleware, lifespan, operator_port)
     if auth:
         setattr(app.state, STATE_ATTRIBUTE, state_for(resource))
     return app

@@ -26,7 +26,7 @@ import jwt
 from prometheus_client import Counter
 
 from mcp_auth_kit.availability import VerificationUnavailable
-from mcp_auth_kit.rfc8414_discovery import DiscoveryError, IssuerMismatch, endpoint, fetch_metadata
+from mcp_auth_kit.rfc8414_discovery import DiscoveryError, IssuerMismatch, discover_endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +103,7 @@ class JWKSCache:
         *,
         http_client: httpx.AsyncClient | None = None,
         jwks_uri: str | None = None,
+        internal_url: str | None = None,
         default_max_age: float = 300.0,
         min_max_age: float = 10.0,
         max_max_age: float = 86400.0,
@@ -114,6 +115,7 @@ class JWKSCache:
         self._owns_client = http_client is None
         self._client = http_client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
         self._jwks_uri = jwks_uri
+        self._internal_url = internal_url  # where to reach the issuer, if not at its public URL
         self._default_max_age = default_max_age
         self._min_max_age = min_max_age
         self._max_max_age = max_max_age
@@ -242,7 +244,9 @@ class JWKSCache:
 
     async def _fetch(self) -> None:
         if self._jwks_uri is None:
-            self._jwks_uri = endpoint(await fetch_metadata(self._client, self.issuer), "jwks_uri")
+            self._jwks_uri = await discover_endpoint(
+                self._client, self.issuer, "jwks_uri", self._internal_url
+            )
         url = self._jwks_uri
         try:
             response = await self._client.get(url, headers={"Accept": "application/json"})

@@ -13,6 +13,7 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import IO, Any
 
@@ -25,6 +26,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "x-request-id"
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+# Called with each request's id once it is known (tracing.py tags the request's span); empty unless on.
+request_id_listeners: list[Callable[[str], None]] = []
 
 HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests", ["route", "method", "status"])
 HTTP_LATENCY = Histogram(
@@ -107,6 +110,8 @@ class ObservabilityMiddleware:
         incoming = _header(scope, REQUEST_ID_HEADER.encode())
         request_id = incoming if incoming and _SAFE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         context = request_id_var.set(request_id)
+        for listener in request_id_listeners:
+            listener(request_id)
         status = 500
         started = time.perf_counter()
 

@@ -3,9 +3,9 @@
 The composition root of the kit for the official SDK's `MCPServer` (FastMCP servers go through
 `fastmcp_auth.KitAuthProvider`, which builds the same parts): it serves the SDK's streamable HTTP
 transport at the resource URL's path (and the legacy SSE pair), behind `BearerGuard`, with `Mcp-*`
-header values trimmed (RFC 9110 §5.5); publishes RFC 9728 metadata; adds health, readiness and
-metrics; and runs the SDK's session manager in its own lifespan, because a mounted app's lifespan
-never runs.
+header values trimmed (RFC 9110 §5.5); publishes RFC 9728 metadata; adds health and readiness, and
+metrics on a port of their own; and runs the SDK's session manager in its own lifespan, because a
+mounted app's lifespan never runs.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
 from mcp_auth_kit.fastapi_dependencies import STATE_ATTRIBUTE, ResourceAuth
-from mcp_auth_kit.observability import ObservabilityMiddleware, metrics_endpoint
+from mcp_auth_kit.observability import ObservabilityMiddleware
+from mcp_auth_kit.operator_port import OperatorPort
 from mcp_auth_kit.resource_server import (
     DEFAULT_PORTS,
     MESSAGES_PATH,
@@ -63,6 +64,9 @@ def protect(
     stateless_http: bool = True,
     verifier: TokenVerifier | None = None,
     introspection: Introspection | None = None,
+    internal_url: str | None = None,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
 ) -> FastAPI:
     """A FastAPI app serving `mcp_server` at `resource_url`, accepting only tokens `issuer` made for it.
 
@@ -73,7 +77,10 @@ def protect(
     must check the audience and expiry itself). `introspection` (this server's own client
     credentials) also asks the auth service whether each token is still active, cached briefly
     (`IntrospectingVerifier`), so revocation bites before expiry. With `auth=False` the same tools
-    are served to anyone.
+    are served to anyone. `internal_url` (e.g. `http://mcp-auth-server:9000`) is where the auth
+    service is reached when that is not its public issuer URL; `iss` is still checked against
+    `issuer` exactly. `/metrics` is served on `metrics_host:metrics_port` only, never on the public
+    port (none if `metrics_port` is None).
     """
     resource = protected_resource(
         resource_url=resource_url,
@@ -84,23 +91,33 @@ def protect(
         resource_name=resource_name,
         verifier=verifier,
         introspection=introspection,
+        internal_url=internal_url,
     )
+    operator_port = None if metrics_port is None else OperatorPort(metrics_host, metrics_port)
     transports = dict(sse=sse, json_response=json_response, stateless_http=stateless_http)
     if isinstance(mcp_server, MCPServer):
-        return _protect_sdk_server(mcp_server, resource, auth=auth, **transports)
+        return _protect_sdk_server(mcp_server, resource, operator_port, auth=auth, **transports)
     fastmcp = sys.modules.get("fastmcp")  # never imported here: FastMCP is an optional dependency
     if fastmcp is not None and isinstance(mcp_server, fastmcp.FastMCP):
         from mcp_auth_kit.fastmcp_auth import protect_fastmcp
 
-        return protect_fastmcp(mcp_server, resource, auth=auth, **transports)
+        return protect_fastmcp(mcp_server, resource, operator_port, auth=auth, **transports)
     kind = type(mcp_server)
     raise TypeError(f"protect() accepts {ACCEPTED}; got {kind.__module__}.{kind.__qualname__}")
 
 
-def kit_app(routes: list[BaseRoute], middleware: Sequence[Middleware], lifespan: Any) -> FastAPI:
-    """The FastAPI app every `protect()` returns: its routes, `/metrics`, and the observability middleware."""
+def kit_app(
+    routes: list[BaseRoute],
+    middleware: Sequence[Middleware],
+    lifespan: Any,
+    operator_port: OperatorPort | None,
+) -> FastAPI:
+    """The FastAPI app every `protect()` returns: its routes, the observability middleware, and the
+    operator port (`/metrics`, never on the public port) open while the app runs."""
+    if operator_port is not None:
+        middleware = [Middleware(KitLifespan, operator_port=operator_port), *middleware]
     return FastAPI(
-        routes=[*routes, Route("/metrics", endpoint=metrics_endpoint)],
+        routes=routes,
         middleware=[Middleware(ObservabilityMiddleware), *middleware],
         lifespan=lifespan,
         openapi_url=None,
@@ -117,6 +134,7 @@ def state_for(resource: ProtectedResource) -> ResourceAuth:
 def _protect_sdk_server(
     mcp_server: MCPServer[Any],
     resource: ProtectedResource,
+    operator_port: OperatorPort | None,
     *,
     auth: bool,
     sse: bool,
@@ -155,7 +173,7 @@ def _protect_sdk_server(
         async with mcp_server.session_manager.run():
             yield
 
-    app = kit_app(routes, middleware, lifespan)
+    app = kit_app(routes, middleware, lifespan, operator_port)
     if auth:
         setattr(app.state, STATE_ATTRIBUTE, state_for(resource))
     return app

@@ -27,9 +27,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_auth_kit.guard import BearerGuard
+from mcp_auth_kit.operator_port import OperatorPort
 from mcp_auth_kit.rfc6750_challenges import validate_scopes
 from mcp_auth_kit.rfc7662_introspection import IntrospectingVerifier, Introspection
-from mcp_auth_kit.rfc8414_discovery import IssuerMismatch
+from mcp_auth_kit.rfc8414_discovery import IssuerMismatch, internal_origin
 from mcp_auth_kit.rfc9068_verifier import JWTVerifier
 from mcp_auth_kit.rfc9728_metadata import metadata_routes, metadata_url, protected_resource_metadata
 from mcp_auth_kit.tool_scopes import ScopePolicy
@@ -127,11 +128,14 @@ def protected_resource(
     resource_name: str | None = None,
     verifier: TokenVerifier | None = None,
     introspection: Introspection | None = None,
+    internal_url: str | None = None,
 ) -> ProtectedResource:
     """Check the arguments `protect()` and `KitAuthProvider` share, and build their common core."""
     if verifier is not None and introspection is not None:
         raise ValueError("pass either verifier or introspection, not both")
     validated_resource_url(resource_url)
+    if internal_url is not None:
+        internal_origin(internal_url)  # refuse a malformed one now, not at the first token
     policy = ScopePolicy(
         base=tuple(validate_scopes(scopes)),
         tools={tool: tuple(validate_scopes(needed)) for tool, needed in (tool_scopes or {}).items()},
@@ -140,19 +144,22 @@ def protected_resource(
         resource_url=resource_url,
         issuer=issuer,
         policy=policy,
-        verifier=verifier or _default_verifier(issuer, resource_url, introspection),
+        verifier=verifier or _default_verifier(issuer, resource_url, introspection, internal_url),
         owns_verifier=verifier is None,
         scopes_supported=policy.every_scope() if scopes_supported is None else list(scopes_supported),
         resource_name=resource_name,
     )
 
 
-def _default_verifier(issuer: str, resource_url: str, introspection: Introspection | None) -> JWTVerifier:
+def _default_verifier(
+    issuer: str, resource_url: str, introspection: Introspection | None, internal_url: str | None
+) -> JWTVerifier:
     if introspection is None:
-        return JWTVerifier(issuer=issuer, resource_url=resource_url)
+        return JWTVerifier(issuer=issuer, resource_url=resource_url, internal_url=internal_url)
     return IntrospectingVerifier(
         issuer=issuer,
         resource_url=resource_url,
+        internal_url=internal_url,
         client_id=introspection.client_id,
         client_secret=introspection.client_secret,
         cache_ttl=introspection.cache_ttl,
@@ -160,17 +167,26 @@ def _default_verifier(issuer: str, resource_url: str, introspection: Introspecti
 
 
 class KitLifespan:
-    """ASGI middleware owning the verifier's life: checks the issuer at start-up, closes it at shutdown.
+    """ASGI middleware owning the verifier's life and the operator port's, whatever the framework.
 
-    An issuer whose metadata names another issuer stops start-up with one line (expected, got, URL):
+    Start-up opens the operator port (`/metrics`), if any, and checks the issuer; shutdown closes the
+    verifier and the port (a failed start-up, the port). A taken operator port, or an issuer whose
+    metadata names another issuer, stops start-up with one line (the address; expected, got, URL):
     `lifespan.startup.failed` carries it, and uvicorn logs it and exits. An unreachable issuer does not
     stop start-up (the auth service may simply start later); its keys are fetched in the background.
     Living in the ASGI lifespan, it works for any framework's app, whatever its own lifespan does.
     """
 
-    def __init__(self, app: ASGIApp, *, resource: ProtectedResource) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        resource: ProtectedResource | None = None,
+        operator_port: OperatorPort | None = None,
+    ) -> None:
         self.app = app
         self._resource = resource
+        self._operator_port = operator_port
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan":
@@ -178,10 +194,10 @@ class KitLifespan:
             return
         first = await receive()
         if first["type"] == "lifespan.startup":
-            try:
-                await self._start()
-            except IssuerMismatch as exc:
-                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            problem = await self._start()
+            if problem is not None:
+                self._close_operator_port()
+                await send({"type": "lifespan.startup.failed", "message": problem})
                 return
         pending: deque[Message] = deque([first])
 
@@ -189,16 +205,34 @@ class KitLifespan:
             return pending.popleft() if pending else await receive()
 
         async def closing_send(message: Message) -> None:
-            if message["type"].startswith("lifespan.shutdown") and self._resource.owns_verifier:
-                await _close(self._resource.verifier)
+            if message["type"].startswith("lifespan.shutdown"):
+                if self._resource is not None and self._resource.owns_verifier:
+                    await _close(self._resource.verifier)
+                self._close_operator_port()
+            elif message["type"] == "lifespan.startup.failed":
+                self._close_operator_port()
             await send(message)
 
         await self.app(scope, replaying_receive, closing_send)
 
-    async def _start(self) -> None:
-        verifier = self._resource.verifier
+    async def _start(self) -> str | None:
+        """Open the operator port and check the issuer; the one line saying why start-up must stop, if so."""
+        if self._operator_port is not None:
+            try:
+                self._operator_port.start()
+            except OSError as exc:  # its strerror names the address and the cause
+                return exc.strerror or str(exc)
+        verifier = None if self._resource is None else self._resource.verifier
         if isinstance(verifier, JWTVerifier):
-            await verifier.jwks.start()
+            try:
+                await verifier.jwks.start()
+            except IssuerMismatch as exc:
+                return str(exc)
+        return None
+
+    def _close_operator_port(self) -> None:
+        if self._operator_port is not None:
+            self._operator_port.stop()
 
 
 async def _close(verifier: TokenVerifier) -> None:

@@ -34,7 +34,7 @@ from prometheus_client import Counter
 from mcp_auth_kit.availability import VerificationUnavailable
 from mcp_auth_kit.expiring_lru import ExpiringLRU
 from mcp_auth_kit.jwks import JWKSCache
-from mcp_auth_kit.rfc8414_discovery import DiscoveryError, endpoint, fetch_metadata
+from mcp_auth_kit.rfc8414_discovery import DiscoveryError, discover_endpoint
 from mcp_auth_kit.rfc9068_verifier import (
     DEFAULT_ALGORITHMS,
     RFC9068_REQUIRED_CLAIMS,
@@ -76,6 +76,7 @@ class IntrospectingVerifier(JWTVerifier):
         http_client: httpx.AsyncClient | None = None,
         timeout: float = 5.0,
         jwks: JWKSCache | None = None,
+        internal_url: str | None = None,
         algorithms: Collection[str] = DEFAULT_ALGORITHMS,
         leeway: float = 30.0,
         required_claims: Sequence[str] = RFC9068_REQUIRED_CLAIMS,
@@ -88,6 +89,7 @@ class IntrospectingVerifier(JWTVerifier):
             issuer=issuer,
             resource_url=resource_url,
             jwks=jwks,
+            internal_url=internal_url,
             algorithms=algorithms,
             leeway=leeway,
             required_claims=required_claims,
@@ -96,6 +98,7 @@ class IntrospectingVerifier(JWTVerifier):
         )
         self.cache_ttl = cache_ttl
         self._endpoint = introspection_endpoint
+        self._internal_url = internal_url
         self._owns_client = http_client is None
         self._client = http_client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
         # RFC 6749 §2.3.1 (which RFC 7662 §2.1 relies on): form-urlencode both parts before joining them.
@@ -168,8 +171,8 @@ class IntrospectingVerifier(JWTVerifier):
     async def _introspection_endpoint(self) -> str:
         if self._endpoint is None:
             try:
-                self._endpoint = endpoint(
-                    await fetch_metadata(self._client, self.issuer), "introspection_endpoint"
+                self._endpoint = await discover_endpoint(
+                    self._client, self.issuer, "introspection_endpoint", self._internal_url
                 )
             except DiscoveryError as exc:
                 raise IntrospectionUnavailable(str(exc)) from None

@@ -20,7 +20,7 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 
 from mcp_auth_kit.expiring_lru import ExpiringLRU
-from mcp_auth_kit.rfc8414_discovery import DiscoveryError, endpoint, fetch_metadata
+from mcp_auth_kit.rfc8414_discovery import DiscoveryError, discover_endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ class UpstreamTokenClient:
         client_secret: str,
         http_client: httpx.AsyncClient | None = None,
         token_endpoint: str | None = None,
+        internal_url: str | None = None,
         expiry_margin: float = 60.0,
         cache_size: int = 10_000,
         timeout: float = 10.0,
@@ -57,6 +58,7 @@ class UpstreamTokenClient:
         self._owns_client = http_client is None
         self._client = http_client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
         self._token_endpoint = token_endpoint
+        self._internal_url = internal_url  # where to reach the issuer, if not at its public URL
         # RFC 6749 §2.3.1: form-urlencode client_id and secret before joining them for HTTP Basic.
         credentials = f"{quote_plus(client_id)}:{quote_plus(client_secret)}".encode()
         self._authorization = "Basic " + base64.b64encode(credentials).decode("ascii")
@@ -133,8 +135,8 @@ class UpstreamTokenClient:
     async def _endpoint(self) -> str:
         if self._token_endpoint is None:
             try:
-                self._token_endpoint = endpoint(
-                    await fetch_metadata(self._client, self.issuer), "token_endpoint"
+                self._token_endpoint = await discover_endpoint(
+                    self._client, self.issuer, "token_endpoint", self._internal_url
                 )
             except DiscoveryError as exc:
                 raise UpstreamTokenError("temporarily_unavailable", str(exc)) from None

@@ -61,6 +61,7 @@ class JWTVerifier:
         issuer: str,
         resource_url: str,
         jwks: JWKSCache | None = None,
+        internal_url: str | None = None,
         algorithms: Collection[str] = DEFAULT_ALGORITHMS,
         leeway: float = 30.0,
         required_claims: Sequence[str] = RFC9068_REQUIRED_CLAIMS,
@@ -74,7 +75,7 @@ class JWTVerifier:
         self._algorithms = {name: jwt.get_algorithm_by_name(name) for name in algorithms}
         self.issuer = issuer
         self.resource_url = resource_url
-        self.jwks = jwks or JWKSCache(issuer)
+        self.jwks = jwks or JWKSCache(issuer, internal_url=internal_url)
         self._leeway = leeway
         self._required_claims = tuple(required_claims)
         self._max_token_length = max_token_length

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,17 +18,23 @@ from urllib.parse import urlsplit
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from prometheus_client import Counter
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from mcp_auth_kit.observability import ObservabilityMiddleware, metrics_endpoint
+from mcp_auth_kit.observability import ObservabilityMiddleware
+from mcp_auth_kit.operator_port import OperatorPort
+from mcp_auth_kit.tracing import setup_tracing
 from mcp_auth_server.crypto.secret_box import SecretBox
 from mcp_auth_server.db.engine import create_engine, create_session_factory
 from mcp_auth_server.db.migrate import ensure_migrated
 from mcp_auth_server.db.statements import UNAVAILABLE_SQLSTATES
+from mcp_auth_server.db.tracing import trace_database
 from mcp_auth_server.endpoints import (
     account_session,
     authorize,
@@ -80,6 +87,7 @@ def upstream_timeout(seconds: float) -> httpx.Timeout:
 def create_app(settings: AuthSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        operator_port = _operator_port(app, settings)  # first: a taken port fails before anything opens
         runtime = await build_runtime(settings)
         app.state.runtime = runtime
         reloader = asyncio.create_task(_reload_periodically(runtime))
@@ -94,8 +102,13 @@ def create_app(settings: AuthSettings) -> FastAPI:
             if runtime.redis is not None:
                 await runtime.redis.aclose()
             await runtime.engine.dispose()
+            if operator_port is not None:
+                operator_port.stop()
 
-    app = FastAPI(title="MCP auth service", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # The OpenAPI description and its browser are operator documents: on the metrics port, never public.
+    app = FastAPI(
+        title="MCP auth service", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
+    )
     prefix = urlsplit(settings.auth_issuer).path
     app.include_router(health.router)
     routers = [metadata, jwks, register, authorize, consent, callback, token, revoke, introspect]
@@ -115,14 +128,30 @@ def create_app(settings: AuthSettings) -> FastAPI:
     app.add_middleware(OpenCorsForPaths, paths=cors_paths)
     # Outermost, so every response (errors included) gets a request id, a log line and metrics.
     app.add_middleware(ObservabilityMiddleware)
-    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    setup_tracing(app, "mcp-auth-server")  # OTEL_EXPORTER_OTLP_ENDPOINT; nothing when unset
     _install_error_handlers(app)
     return app
+
+
+def _operator_port(app: FastAPI, settings: AuthSettings) -> OperatorPort | None:
+    """/metrics, /openapi.json and /docs on AUTH_METRICS_PORT (none when it is not set)."""
+    if settings.auth_metrics_port is None:
+        return None
+    openapi = json.dumps(app.openapi()).encode()
+    docs = get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} (operator)").body
+    port = OperatorPort(
+        settings.auth_host,
+        settings.auth_metrics_port,
+        {"/openapi.json": (openapi, "application/json"), "/docs": (bytes(docs), "text/html; charset=utf-8")},
+    )
+    port.start()
+    return port
 
 
 async def build_runtime(settings: AuthSettings) -> Runtime:
     """Everything request handlers share, from the settings: the database (migrated), keys, upstream."""
     engine = create_engine(settings.database_url)
+    trace_database(engine)
     await ensure_migrated(settings.database_url)
     sessions = create_session_factory(engine)
     secret = settings.secret_key
@@ -210,6 +239,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             raise exc  # a bug (e.g. an IntegrityError), not an outage: a 500, logged with its traceback
         else:
             log.warning("database unavailable: %s", type(exc).__name__)
+            DATABASE_UNAVAILABLE.inc()
         return JSONResponse(
             {"error": "temporarily_unavailable", "error_description": description},
             status_code=503,
@@ -220,6 +250,28 @@ def _install_error_handlers(app: FastAPI) -> None:
     # TimeoutError: asyncpg's connect and command timeouts (nothing else here raises the builtin).
     for exc_type in (DBAPIError, PoolTimeout, ConnectionError, TimeoutError):
         app.add_exception_handler(exc_type, database_unavailable)
+
+    async def shared_state_unavailable(_request: Request, exc: Exception) -> Response:
+        # AUTH_REDIS_URL (rate limits, single-use identifiers) down: refuse for now, never fail open.
+        log.warning("shared state (Redis) unavailable: %s", type(exc).__name__)
+        SHARED_STATE_UNAVAILABLE.inc()
+        return JSONResponse(
+            {"error": "temporarily_unavailable", "error_description": "retry shortly"},
+            status_code=503,
+            headers={**NO_STORE, "Retry-After": "2"},
+        )
+
+    app.add_exception_handler(RedisError, shared_state_unavailable)
+
+
+# Alerts (deploy/monitoring/alerts.yaml) watch these: requests refused because a store was unreachable.
+DATABASE_UNAVAILABLE = Counter(
+    "mcp_auth_database_unavailable_total", "Requests answered 503 because the database was unavailable"
+)
+SHARED_STATE_UNAVAILABLE = Counter(
+    "mcp_auth_shared_state_unavailable_total",
+    "Requests answered 503 because the shared state (Redis: rate limits, replay caches) was unavailable",
+)
 
 
 # Class 22, data exception: invalid text (e.g. NUL), string too long, numeric out of range.

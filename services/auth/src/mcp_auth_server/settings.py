@@ -1,4 +1,4 @@
-"""The auth service's settings, read once from the environment (names in INTERFACE.md).
+"""The auth service's settings, read once from the environment (docs/configuration.md lists them).
 
 Local runs (a loopback issuer) get conveniences: a generated secret, the `dev` upstream, an
 embedded SQLite database and two example resources. Anything else is production, where those
@@ -27,6 +27,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from mcp_auth_server.db.urls import async_database_url
+from mcp_auth_server.errors import ConfigurationError
 from mcp_auth_server.oauth.rfc8707_resource_indicators import canonical_resource
 
 DATA_DIR = Path(".data")
@@ -42,7 +44,11 @@ UPSTREAM_CREDENTIALS: dict[str, tuple[str, ...]] = {
 }
 
 
-class SettingsError(Exception):
+# The placeholders of .env.example and the dev Kubernetes overlay: refused outside loopback.
+PLACEHOLDER_MARKERS = ("change-me", "dev-only-placeholder")
+
+
+class SettingsError(ConfigurationError):
     """A setting is missing or invalid; the message is one line naming the variable."""
 
 
@@ -61,23 +67,36 @@ class ResourceConfig(BaseModel):
     """One MCP server that tokens may be issued for (an RFC 8707 resource).
 
     The one set of rules for resources: an AUTH_RESOURCES entry and `mcp-auth resources add` are both
-    validated by building one of these (see `describe_resource_problem` for the message).
+    validated by building one of these (see `describe_resource_problem` for the message). Each field's
+    docstring documents it (docs/configuration.md's table of entry fields is generated from them).
     """
 
-    model_config = ConfigDict(extra="forbid")  # a misspelt field would otherwise be ignored silently
+    # extra="forbid": a misspelt field would otherwise be ignored silently.
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     resource: str
+    """The MCP server's canonical URL, which becomes the tokens' `aud` (RFC 8707): absolute http(s), no
+    fragment, no trailing slash after its path. Required."""
     scopes: list[str] = Field(min_length=1)
+    """The scopes a client may ask for this server: at least one RFC 6749 scope-token, none twice, never
+    `offline_access` (clients add that themselves). Required."""
     default_scopes: list[str] | None = None
+    """Granted when a client asks for no scope; each must be in `scopes`. Unset: all of `scopes`."""
     name: str | None = Field(default=None, max_length=200)
-    # Shown on the consent and connected-apps pages; built-in scopes have texts of their own.
+    """The server's name on the consent and connected-apps pages (at most 200 characters). Unset: its
+    URL."""
     scope_descriptions: dict[str, str] = {}
-    # Other resource identifiers of the same server (its legacy `/sse` endpoint): a client may name
-    # them at /authorize and /token, and gets the same consent and a token for `resource`.
+    """Scope -> the text the consent and connected-apps pages show for it (printable, 1 to 200 characters;
+    only scopes in `scopes`). Undescribed: built-in scopes keep their own texts, others read "access granted
+    by this scope"."""
     aliases: list[str] = []
-    # The scope that lets this server obtain the user's upstream token by exchange (e.g. github:repos);
-    # unset: it may not. The consent page says so in plain words.
+    """Other resource identifiers of the same server (its legacy `…/sse` endpoint): a client may name them
+    at `/authorize` and `/token`, and gets the same consent and a token whose `aud` is `resource`. Each
+    differs from `resource`, from the others and from every other entry's."""
     upstream_token_scope: str | None = None
+    """The scope, one of `scopes`, that lets this server obtain the user's upstream token by token exchange
+    (e.g. `github:repos`); the consent page says so in plain words. Unset: it never receives upstream
+    tokens."""
 
     @field_validator("resource")
     @classmethod
@@ -183,81 +202,152 @@ def _comma_list(value: Any) -> Any:
 
 
 class AuthSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+    """Every field is the environment variable of its name in capitals; its docstring is its documentation.
+
+    docs/configuration.md is generated from these docstrings (scripts/configuration_reference.py), and a
+    test fails when a field has none or the page is stale.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="", extra="ignore", case_sensitive=False, use_attribute_docstrings=True
+    )
 
     auth_issuer: str = "http://127.0.0.1:9000"
+    """The exact issuer, no trailing slash; every URL the service advertises derives from it, never from
+    request headers. https, except on a loopback host (a local run)."""
     auth_database_url: str = ""
+    """`postgresql://USER:PASSWORD@HOST:5432/DB` (also `postgres://`, `postgresql+asyncpg://`; always run on
+    asyncpg, `sslmode` accepted) or `sqlite+aiosqlite:///PATH`. Unset: SQLite in `.data/auth.db` (local
+    runs)."""
     auth_secret_key: SecretStr | None = None
+    """Root secret, 32+ characters: derives the keys sealing upstream tokens and private signing keys, and
+    the CSRF key. Must never change (stored keys would not open: `serve` refuses to start, saying so).
+    Required unless the issuer is loopback (then generated into `.data/secret_key`); refused while it still
+    holds an example's placeholder."""
     auth_upstream: Upstream | None = None
+    """`github`, `google`, `oidc` or `dev` (loopback issuers only). Unset: the upstream whose client id is
+    set, else `dev` on a loopback issuer."""
     auth_host: str = "127.0.0.1"
+    """The address `mcp-auth serve` listens on (the images set `0.0.0.0`)."""
     auth_port: int | None = Field(default=None, ge=1, le=65535)
+    """The port `mcp-auth serve` listens on. Unset: the issuer's port."""
+    auth_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """The operator port: `/metrics`, `/openapi.json` and `/docs` are served there (on AUTH_HOST), never on
+    the public port. Unset: not served at all."""
 
     github_client_id: str | None = None
+    """The GitHub OAuth app's client id (its callback: AUTH_ISSUER + `/callback`)."""
     github_client_secret: SecretStr | None = None
+    """The GitHub OAuth app's client secret."""
     github_url: str = "https://github.com"
+    """GitHub's web base URL (GitHub Enterprise Server: `https://ghe.example.com`)."""
     github_api_url: str = "https://api.github.com"
+    """GitHub's API base URL (GitHub Enterprise Server: `https://ghe.example.com/api/v3`)."""
     github_scopes: str | None = None
+    """Scopes asked of GitHub. Unset: `read:user user:email`, plus `read:org` when orgs or teams are
+    restricted."""
 
     oidc_issuer: str | None = None
+    """The OIDC provider's issuer, exactly as its discovery document states it (a trailing slash matters)."""
     oidc_client_id: str | None = None
+    """The client id at the OIDC provider."""
     oidc_client_secret: SecretStr | None = None
+    """The client secret at the OIDC provider."""
     oidc_scopes: str = "openid email profile"
+    """Scopes asked of the OIDC provider, space-separated; must include `openid` (add `offline_access` for a
+    refresh token)."""
 
     google_client_id: str | None = None
+    """The Google OAuth client id."""
     google_client_secret: SecretStr | None = None
+    """The Google OAuth client secret."""
     google_scopes: str = "openid email profile"
+    """Scopes asked of Google, space-separated; must include `openid`."""
     google_hosted_domains: Annotated[list[str], NoDecode] = []
-    google_issuer: str = "https://accounts.google.com"  # tests point it at a stand-in
+    """Comma-separated Workspace domains; the signed ID token's `hd` claim must be one of them. Empty: any
+    account."""
+    google_issuer: str = "https://accounts.google.com"
+    """The issuer whose discovery document is read for Google (tests point it at a stand-in)."""
 
     auth_allowed_users: Annotated[list[str], NoDecode] = []
+    """Comma-separated users allowed to sign in: GitHub logins, or emails or subjects (google, oidc). All
+    allow-lists empty: anyone who can sign in upstream. Checked at sign-in and again on refresh."""
     auth_allowed_orgs: Annotated[list[str], NoDecode] = []
+    """Comma-separated GitHub organisations whose members may sign in (github only)."""
     auth_allowed_teams: Annotated[list[str], NoDecode] = []
-    auth_allowed_domains: Annotated[list[str], NoDecode] = []  # google and oidc: verified email domains
+    """Comma-separated GitHub teams as `org/team` whose members may sign in (github only)."""
+    auth_allowed_domains: Annotated[list[str], NoDecode] = []
+    """Comma-separated verified email domains whose users may sign in (google and oidc only)."""
 
     auth_resources: list[ResourceConfig] | None = None
+    """JSON list of the MCP servers tokens may be issued for, e.g. `[{"resource":
+    "https://tools.example.com/mcp", "scopes": ["mcp:tools", "github:repos"], "default_scopes": ["mcp:tools"],
+    "name": "Tools", "upstream_token_scope": "github:repos"}]` (every field of an entry: the table below),
+    merged with those added by `mcp-auth resources add` (this list wins). Each entry is checked as `resources
+    add` checks it; an error names the entry and the field. Unset: the two `make dev` servers on a loopback
+    issuer, none otherwise."""
 
     auth_access_token_ttl: int = Field(default=900, ge=30, le=86_400)
+    """Access token lifetime, seconds (30-86400)."""
     auth_refresh_token_ttl: int = Field(default=30 * 86_400, ge=300)
+    """Absolute lifetime of a refresh-token family (a grant), seconds."""
     auth_code_ttl: int = Field(default=60, ge=10, le=600)
+    """Authorization code lifetime, seconds (10-600)."""
     auth_session_ttl: int = Field(default=14 * 86_400, ge=300)
+    """The auth service's own browser session, seconds."""
     auth_signing_alg: SigningAlgorithm = "ES256"
-    # A rotated refresh token still works once within this many seconds (a lost response).
+    """`ES256` or `RS256`, for signing keys created from now on."""
     auth_refresh_grace_seconds: int = Field(default=45, ge=0, le=300)
-    # How long a "this user may still sign in" answer from upstream is trusted on refresh.
+    """How long the previous refresh token still works, once, after rotation (a lost response; 0-300)."""
     auth_upstream_recheck_seconds: int = Field(default=300, ge=0)
+    """How long an upstream "this user may still sign in" answer is trusted, seconds, before any credential
+    path (refresh, a silent `/authorize`, exchange, introspection) asks again."""
     auth_log_level: str = "INFO"
-    # How often each replica re-reads signing keys and resources (rotation reaches every replica).
+    """`DEBUG`, `INFO`, `WARNING`, `ERROR`."""
     # At most 240: a rotated key (default activation delay 600 s) must be published by every replica,
     # and cached by resource servers (JWKS max-age 300 s), before it signs.
     auth_reload_seconds: float = Field(default=30, gt=0, le=240)
-    # Every call to the upstream identity provider gives up after this many seconds (connecting: 5 at most).
+    """How often each replica re-reads signing keys and resources, seconds (at most 240, so every replica
+    publishes a rotated key well before it signs)."""
     auth_upstream_timeout_seconds: float = Field(default=10, gt=0, le=60)
-    # How often each replica prunes expired rows (store/housekeeping.py); audit events only when a
-    # retention is set.
+    """Every call to the upstream identity provider gives up after this long (connecting: 5 s at most)."""
     auth_housekeeping_seconds: float = Field(default=600, gt=0, le=86_400)
+    """How often each replica prunes expired codes, sessions, consents and ended grants, seconds."""
     auth_audit_retention_days: int | None = Field(default=None, ge=1)
-    # Automatic signing-key rotation: every replica checks on its reload tick and, when the newest key
-    # is this many days old, one of them adds a key (see store/key_rotation.py). 0: off.
+    """Delete audit events older than this many days. Unset: kept forever."""
     auth_key_rotation_days: int = Field(default=0, ge=0, le=3650)
+    """Rotate signing keys automatically when the newest is this many days old (store/key_rotation.py).
+    0: only by `mcp-auth keys rotate`."""
 
     # Client registration policy (RFC 7591 and client ID metadata documents).
     auth_registration_enabled: bool = True
-    auth_registration_token: SecretStr | None = None  # RFC 7591 §3: initial access token
-    # Redirect URIs dynamic clients may register: exact URIs, `*` for one path segment, `loopback`.
+    """Dynamic client registration (RFC 7591) on or off; off also removes `registration_endpoint` from the
+    metadata."""
+    auth_registration_token: SecretStr | None = None
+    """If set, `/register` requires it as a Bearer token (RFC 7591 §3 initial access token)."""
     auth_registration_redirect_uris: Annotated[list[str], NoDecode] = []
+    """Comma-separated patterns registered redirect URIs must match: exact URIs, `*` for one path segment,
+    `loopback` for any loopback redirect. Empty: any."""
     auth_client_metadata_documents: bool = True
+    """Accept client ID metadata documents (https client ids)."""
     auth_client_metadata_ca_bundle: str | None = None
+    """PEM file of extra CAs trusted for metadata document hosts. Unset: the system's CAs."""
     auth_client_idle_days: int = Field(default=0, ge=0)
-    # Per-replica rate limits ("N/second|minute|hour"); on by default except on a loopback issuer.
+    """Forget dynamically registered and document clients unused this many days (0: never)."""
     auth_rate_limits: bool | None = None
+    """Per-replica rate limits on or off. Unset: on, except on a loopback issuer."""
     auth_rate_limit_register: str = "20/hour"
+    """`/register` limit per client IP, as `N/second`, `N/minute` or `N/hour`."""
     auth_rate_limit_authorize: str = "60/minute"
+    """`/authorize` limit per IP and per client."""
     auth_rate_limit_token: str = "600/minute"
-    # Proxies whose X-Forwarded-For names the client (rate limits, audit); URLs never come from headers.
+    """`/token` limit per IP and per client."""
     auth_forwarded_allow_ips: str | None = None
-    # State every replica must share (single-use identifiers; rate limits): redis://host:6379/0. Without
-    # it, single-use identifiers are kept in the database.
+    """Proxies whose `X-Forwarded-For` names the client's address (rate limits and audit only; URLs never come
+    from headers). Unset: the peer address is the client's."""
     auth_redis_url: str | None = None
+    """Redis shared by every replica (`redis://host:6379/0`): single-use identifiers and rate limits. Unset:
+    single-use identifiers are kept in the database."""
 
     _normalise_lists = field_validator(
         "auth_allowed_users",
@@ -320,6 +410,12 @@ class AuthSettings(BaseSettings):
             raise ValueError(f"must be an absolute http(s) URL, got {value!r}")
         return value.rstrip("/")
 
+    @field_validator("auth_database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        # postgres:// and postgresql:// as providers hand them out run on asyncpg (db/urls.py).
+        return async_database_url(value) if value else value
+
     @field_validator("auth_resources", mode="before")
     @classmethod
     def _resources_json(cls, value: Any) -> Any:
@@ -337,12 +433,22 @@ class AuthSettings(BaseSettings):
         if self.auth_upstream == "dev" and not self.is_local:
             raise ValueError("AUTH_UPSTREAM: 'dev' is refused unless AUTH_ISSUER is a loopback URL")
         self._check_upstream_settings(self.auth_upstream)
+        if self.auth_metrics_port is not None and self.auth_metrics_port == self.port:
+            raise ValueError(
+                f"AUTH_METRICS_PORT: must differ from the public port {self.port}: metrics stay off it"
+            )
         if self.auth_secret_key is None and not self.is_local:
             raise ValueError(
                 "AUTH_SECRET_KEY: required (at least 32 characters) when AUTH_ISSUER is not loopback"
             )
         if self.auth_secret_key is not None and len(self.auth_secret_key.get_secret_value()) < 32:
             raise ValueError("AUTH_SECRET_KEY: must be at least 32 characters")
+        secret = self.auth_secret_key.get_secret_value() if self.auth_secret_key else ""
+        if not self.is_local and any(marker in secret for marker in PLACEHOLDER_MARKERS):
+            raise ValueError(
+                "AUTH_SECRET_KEY: still the example's placeholder; generate one with "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
         return self
 
     @property
@@ -452,9 +558,44 @@ def _local_secret_key() -> bytes:
 def load_settings(**overrides: Any) -> AuthSettings:
     """Build settings, turning a validation failure into one line naming the variable."""
     try:
-        return AuthSettings(**overrides)
+        settings = AuthSettings(**overrides)
     except ValidationError as exc:
         raise SettingsError(describe_validation_error(exc)) from None
+    _check_local_defaults_writable(settings)
+    return settings
+
+
+# What a deployment (a container, a cluster) must set; the local-run defaults need a writable .data/.
+DEPLOYMENT_SETTINGS = "AUTH_ISSUER (https://...), AUTH_SECRET_KEY, AUTH_DATABASE_URL and an upstream"
+
+
+def _check_local_defaults_writable(settings: AuthSettings) -> None:
+    """A local run keeps its generated secret and SQLite database in .data/; say so if it can't.
+
+    This is what a container run with no settings meets (its working directory is not writable): one
+    line naming what a deployment sets, instead of a PermissionError from deep inside start-up.
+    """
+    missing = [
+        name
+        for name, value in (
+            ("AUTH_SECRET_KEY", settings.auth_secret_key),
+            ("AUTH_DATABASE_URL", settings.auth_database_url),
+        )
+        if not value
+    ]
+    if not missing:
+        return
+    try:
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        probe = DATA_DIR / ".writable"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise SettingsError(
+            f"{' and '.join(missing)}: not set, and the local-run defaults cannot be kept in "
+            f"{DATA_DIR.resolve()} ({exc.strerror or type(exc).__name__}); a deployment sets "
+            f"{DEPLOYMENT_SETTINGS} (docs/configuration.md)"
+        ) from None
 
 
 def describe_validation_error(exc: ValidationError) -> str:

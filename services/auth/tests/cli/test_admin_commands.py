@@ -161,7 +161,7 @@ def test_resources_add_list_remove(migrated_database: str) -> None:
     )
     listing = mcp_auth(migrated_database, "resources", "list")
     row = next(line for line in listing.splitlines() if "tools.example.com" in line)
-    assert row.split()[:4] == ["https://tools.example.com/mcp", "cli", "notes:read", "notes:write"]
+    assert row.split()[:4] == ["https://tools.example.com/mcp", "database", "notes:read", "notes:write"]
     assert "UPSTREAM_TOKEN" in listing.splitlines()[0]
     assert row.split()[5] == "notes:write"
     mcp_auth(migrated_database, "resources", "remove", "https://tools.example.com/mcp")
@@ -339,3 +339,27 @@ def test_declared_client_options_are_checked(migrated_database: str, extra: list
     if "--public" not in extra:
         args += ["--resource-server", RESOURCE_A]
     assert message in mcp_auth(migrated_database, *args, expect=1, SHORT="short", LONG="l" * 40)
+
+
+def test_resources_list_says_where_each_row_comes_from(migrated_database: str) -> None:
+    """Configured rows come from the environment of the shell running the command, not the server's."""
+    mcp_auth(migrated_database, "resources", "add", "https://added.example.com/mcp", "--scope", "s")
+    configured = '[{"resource": "https://configured.example.com/mcp", "scopes": ["s"]}]'
+    result = subprocess.run(
+        [venv_script("mcp-auth"), "resources", "list"],
+        env={
+            "AUTH_DATABASE_URL": migrated_database,
+            "AUTH_SECRET_KEY": TEST_SECRET,
+            "AUTH_RESOURCES": configured,
+            "PATH": "/usr/bin:/bin",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    sources = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[1:]}
+    assert sources["https://added.example.com/mcp"] == "database"
+    assert sources["https://configured.example.com/mcp"] == "AUTH_RESOURCES"
+    assert "AUTH_RESOURCES come from this shell's environment" in result.stderr
+    mcp_auth(migrated_database, "resources", "remove", "https://added.example.com/mcp")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 
 async def test_healthz_is_alive(auth_client: httpx.AsyncClient) -> None:
@@ -24,6 +25,10 @@ async def test_request_id_is_echoed_and_requests_are_counted_in_metrics(
     assert response.headers["x-request-id"] == "req-42"
     generated = await auth_client.get("/healthz")
     assert len(generated.headers["x-request-id"]) >= 16
-    metrics = await auth_client.get("/metrics")
-    assert metrics.status_code == 200
-    assert 'http_requests_total{method="GET",route="/healthz",status="200"}' in metrics.text
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/openapi.json", "/docs", "/redoc"])
+async def test_operator_documents_are_not_on_the_public_port(
+    auth_client: httpx.AsyncClient, path: str
+) -> None:
+    assert (await auth_client.get(path)).status_code == 404

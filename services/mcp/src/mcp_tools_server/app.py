@@ -10,6 +10,7 @@ import httpx
 from fastapi import FastAPI
 
 from mcp_auth_kit import Introspection, UpstreamTokenClient, protect, setup_json_logging
+from mcp_auth_kit.tracing import setup_tracing
 from mcp_tools_server.github_api import GitHubClient
 from mcp_tools_server.server import BASE_SCOPE, NAME, TOOL_SCOPES, build_mcp_server
 from mcp_tools_server.settings import Settings, load_settings
@@ -32,11 +33,15 @@ def create_app(settings: Settings) -> FastAPI:
         resource_name=NAME,
         auth=settings.auth_enabled,
         introspection=_introspection(settings),
+        internal_url=settings.auth_internal_url,
+        metrics_port=settings.metrics_port,
+        metrics_host=settings.host,
         sse=True,
         # Every request stands alone, so replicas behind a load balancer need no sticky sessions.
         json_response=True,
         stateless_http=True,
     )
+    setup_tracing(app, "mcp-tools-server")  # OTEL_EXPORTER_OTLP_ENDPOINT; nothing when unset
     run_kit = app.router.lifespan_context
 
     @asynccontextmanager
@@ -72,4 +77,5 @@ def _upstream_tokens(settings: Settings, http: httpx.AsyncClient) -> UpstreamTok
         client_id=settings.client_id,
         client_secret=settings.client_secret.get_secret_value(),
         http_client=http,
+        internal_url=settings.auth_internal_url,
     )

@@ -10,6 +10,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_core import ErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mcp_auth_kit.rfc8414_discovery import internal_origin
+
 _LOOPBACK_NAMES = ("localhost",)
 
 
@@ -18,30 +20,67 @@ class SettingsError(Exception):
 
 
 class Settings(BaseSettings):
-    """The MCP service's settings; every field is the variable `MCP_<FIELD>` (see README)."""
+    """The MCP service's settings; every field is the variable `MCP_<FIELD>`.
+
+    A field's docstring documents it (docs/configuration.md is generated from them); its `description`
+    is what an error message says is expected.
+    """
 
     model_config = SettingsConfigDict(env_prefix="MCP_", extra="ignore", frozen=True)
 
     resource_url: str = Field(
         description="this server's canonical MCP URL, the token audience, e.g. http://127.0.0.1:9101/mcp"
     )
+    """This server's canonical MCP URL, the token audience, e.g. `http://127.0.0.1:9101/mcp`: absolute
+    http(s), with a path (where MCP is served), no query or fragment. Required."""
     # Kept as the exact string: clients and tokens compare issuers byte for byte, and pydantic's URL
     # types would add a trailing slash (NOTES.md).
     auth_issuer: str | None = Field(
         default=None,
         description="the auth service's issuer exactly as it publishes it, e.g. http://127.0.0.1:9000",
     )
+    """The auth service's issuer, used verbatim (never normalised: it is compared byte for byte).
+    Required while MCP_AUTH is on."""
     client_id: str | None = Field(default=None, description="this server's confidential client id")
+    """This server's confidential client at the auth service, for token exchange (and introspection);
+    set both it and MCP_CLIENT_SECRET, or neither (then `get_github_repos` says it is not configured)."""
     client_secret: SecretStr | None = Field(default=None, description="the secret of MCP_CLIENT_ID")
+    """The secret of MCP_CLIENT_ID."""
     github_api_url: str = Field(
         default="https://api.github.com", description="the GitHub API base URL, e.g. https://api.github.com"
     )
+    """GitHub's API base URL for the tools (GitHub Enterprise Server: `https://host/api/v3`)."""
     auth: Literal["on", "off"] = Field(default="on", description="'on' or 'off'")
+    """`on`, or `off` to serve the same tools without authentication (benchmark baselines, protocol
+    suites); `off` is refused unless MCP_HOST is a loopback address."""
     introspection: Literal["on", "off"] = Field(
         default="off", description="'on' (ask the auth service about every token, cached briefly) or 'off'"
     )
+    """`on` to also ask the auth service's `/introspect` about every token (cached 15 s per token), so
+    revoked tokens are refused before they expire; needs MCP_CLIENT_ID and MCP_CLIENT_SECRET; the auth
+    service unreachable then means 503."""
     host: str = Field(default="127.0.0.1", description="the address to listen on, e.g. 127.0.0.1 or 0.0.0.0")
+    """The address `mcp-tools serve` listens on (the image sets `0.0.0.0`)."""
     port: int | None = Field(default=None, ge=1, le=65535, description="a TCP port number (1-65535)")
+    """The port `mcp-tools serve` listens on. Unset: the port of MCP_RESOURCE_URL (80/443 when it names
+    none)."""
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="the port /metrics is served on (on MCP_HOST), never the public one; unset: no metrics",
+    )
+    """The operator port: `/metrics` is served there (on MCP_HOST), never on the public port. Unset: not
+    served at all."""
+    # How this server reaches the auth service when not at its public issuer URL (inside a cluster).
+    auth_internal_url: str | None = Field(
+        default=None,
+        description="the auth service's address from here, e.g. http://mcp-auth-server:9000 (scheme, host, "
+        "port only); iss is still checked against MCP_AUTH_ISSUER",
+    )
+    """How this server reaches the auth service when not at its public issuer URL, e.g.
+    `http://mcp-auth-server:9000` inside Kubernetes (scheme, host and port only): metadata, JWKS,
+    introspection and token exchange go there, while `iss` is still checked against MCP_AUTH_ISSUER."""
 
     @field_validator("resource_url")
     @classmethod
@@ -71,6 +110,17 @@ class Settings(BaseSettings):
             raise PydanticCustomError("issuer", "must not contain a query or fragment")
         return value
 
+    @field_validator("auth_internal_url")
+    @classmethod
+    def _internal_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            internal_origin(value)  # the kit's rule: what it will accept as internal_url
+        except ValueError:
+            raise PydanticCustomError("url", "must be scheme://host[:port] only") from None
+        return value
+
     @field_validator("host")
     @classmethod
     def _non_empty(cls, value: str) -> str:
@@ -97,6 +147,12 @@ class Settings(BaseSettings):
         if self.introspection == "on" and (self.auth == "off" or self.client_id is None):
             raise PydanticCustomError(
                 "settings", "MCP_INTROSPECTION=on needs MCP_AUTH=on and MCP_CLIENT_ID/MCP_CLIENT_SECRET"
+            )
+        if self.metrics_port is not None and self.metrics_port == self.listen_port:
+            raise PydanticCustomError(
+                "settings",
+                "MCP_METRICS_PORT must differ from the public port {port}",
+                {"port": self.listen_port},
             )
         if (self.client_id is None) != (self.client_secret is None):
             raise PydanticCustomError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from pydantic import ValidationError
@@ -13,7 +14,7 @@ from mcp_auth_server.cli.errors import CommandError
 from mcp_auth_server.clock import now
 from mcp_auth_server.db.models import Resource
 from mcp_auth_server.oauth.rfc8707_resource_indicators import canonical_resource
-from mcp_auth_server.settings import ResourceConfig, describe_resource_problem
+from mcp_auth_server.settings import AuthSettings, ResourceConfig, describe_resource_problem
 from mcp_auth_server.store.resources import merged, registered
 
 
@@ -46,9 +47,9 @@ def register(commands: Any) -> None:
         help="the scope (one of --scope) that lets this server get the user's upstream token by exchange",
     )
     add.set_defaults(handler=add_resource)
-    group.add_parser("list", help="list resource servers (configured and added)").set_defaults(
-        handler=list_resources
-    )
+    group.add_parser(
+        "list", help="list resource servers: added here (database) and configured in this shell"
+    ).set_defaults(handler=list_resources)
     remove = group.add_parser("remove", help="remove a resource server added with the CLI")
     remove.add_argument("resource")
     remove.set_defaults(handler=remove_resource)
@@ -91,12 +92,12 @@ async def list_resources(_args: argparse.Namespace) -> None:
     async with command_session() as (settings, session):
         added = (await session.scalars(select(Resource))).all()
         configured = [registered(config) for config in settings.resources]
-        from_config = {r.resource for r in configured}
         resources = sorted(merged(added, configured).values(), key=lambda r: r.resource)
+    sources = _sources(settings, {row.resource for row in added}, {r.resource for r in configured})
     rows = [
         [
             r.resource,
-            "config" if r.resource in from_config else "cli",
+            sources[r.resource],
             " ".join(r.scopes),
             " ".join(r.default_scopes),
             r.upstream_token_scope or "-",
@@ -105,6 +106,26 @@ async def list_resources(_args: argparse.Namespace) -> None:
         for r in resources
     ]
     print(table(rows, ["RESOURCE", "SOURCE", "SCOPES", "DEFAULT", "UPSTREAM_TOKEN", "NAME"]))
+    if configured:
+        # The CLI reads the settings of the shell it runs in, which need not be the server's.
+        print(
+            f"note: rows from {_configured_source(settings)} come from this shell's environment, "
+            "not necessarily the running service's; rows from database are shared by every replica",
+            file=sys.stderr,
+        )
+
+
+def _configured_source(settings: AuthSettings) -> str:
+    return "AUTH_RESOURCES" if settings.auth_resources is not None else "loopback-default"
+
+
+def _sources(settings: AuthSettings, in_database: set[str], in_configuration: set[str]) -> dict[str, str]:
+    """Where each row comes from: the database (`resources add`), AUTH_RESOURCES, or the loopback defaults."""
+    configured = _configured_source(settings)
+    sources = {resource: "database" for resource in in_database}
+    for resource in in_configuration:
+        sources[resource] = f"{configured} (over database)" if resource in in_database else configured
+    return sources
 
 
 async def remove_resource(args: argparse.Namespace) -> None:

@@ -7,14 +7,33 @@ operator alerts on; the row is what they investigate later.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal, get_args
 
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_auth_server.clock import now
 from mcp_auth_server.db.models import AuditEvent
 
 log = logging.getLogger("mcp_auth_server.audit")
+# Every event the service records: a new one is added here (mypy holds `record` to this list), and the
+# operating guide's list of events is checked against it.
+AuditEventName = Literal[
+    "access_token_revoked",
+    "authorization_code_issued",
+    "client_registered",
+    "code_replay",
+    "consent_denied",
+    "grant_revoked",
+    "refresh_token_reuse",
+    "sign_in",
+    "sign_in_refused",
+    "token_exchange",
+    "upstream_access_lost",
+    "user_disabled",
+    "user_enabled",
+]
+EVENT_NAMES: tuple[str, ...] = get_args(AuditEventName)
 # Events that mean someone may be attacking or a user lost access: alert on these.
 SECURITY_EVENTS = {
     "refresh_token_reuse",
@@ -23,11 +42,13 @@ SECURITY_EVENTS = {
     "upstream_access_lost",
     "user_disabled",
 }
+# Alerts count these (deploy/monitoring/alerts.yaml); the rows and log lines say who and what.
+AUDIT_EVENTS = Counter("mcp_auth_audit_events_total", "Audit events recorded, by event", ["event"])
 
 
 def record(
     session: AsyncSession,
-    event: str,
+    event: AuditEventName,
     *,
     user_id: str | None = None,
     client_id: str | None = None,
@@ -37,6 +58,7 @@ def record(
     session.add(
         AuditEvent(at=now(), event=event, user_id=user_id, client_id=client_id, ip=ip, details=details)
     )
+    AUDIT_EVENTS.labels(event).inc()
     level = logging.WARNING if event in SECURITY_EVENTS else logging.INFO
     log.log(
         level,

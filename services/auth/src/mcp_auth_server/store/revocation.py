@@ -69,7 +69,9 @@ async def end_browser_sessions(session: AsyncSession, user_id: str) -> None:
     )
 
 
-async def deprovision(session: AsyncSession, user_id: str, event: str, **details: Any) -> list[str]:
+async def deprovision(
+    session: AsyncSession, user_id: str, event: audit.AuditEventName, **details: Any
+) -> list[str]:
     """End all of a user's grants, browser sessions and remembered consent at once; audited as `event`."""
     ended = await revoke_grants(session, event, user_id=user_id)
     await end_browser_sessions(session, user_id)

@@ -20,6 +20,7 @@ from mcp_auth_server import clock
 from mcp_auth_server.crypto.secret_box import DecryptionError, SecretBox
 from mcp_auth_server.crypto.signing_keys import PrivateKey, generate_key, open_private_key, seal_private_key
 from mcp_auth_server.db.models import SigningKey
+from mcp_auth_server.errors import ConfigurationError
 
 # How long resource servers may cache the JWKS (its Cache-Control max-age); a rotated key waits longer
 # than this before it signs (store/key_rotation.py).
@@ -46,7 +47,7 @@ class LoadedKey:
     activates_at: int
 
 
-class KeysUnreadable(Exception):
+class KeysUnreadable(ConfigurationError):
     """The stored private keys do not decrypt: AUTH_SECRET_KEY is not the one they were sealed with."""
 
 
