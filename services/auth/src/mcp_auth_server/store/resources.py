@@ -119,6 +119,11 @@ class ResourceRegistry:
         """The resource registered under exactly this canonical URL (a token's `aud`, a grant's resource)."""
         return self._by_resource.get(resource)
 
+    def dpop_required(self, resource: str) -> bool:
+        """Whether the resource (canonical: a code's or grant's) takes DPoP-bound tokens only (RFC 9449)."""
+        found = self._by_resource.get(resource)
+        return found is not None and found.dpop_required
+
     def find(self, value: str) -> RegisteredResource:
         """The registered resource a client's `resource` value names (RFC 8707 §2), or UnknownResource."""
         try:
