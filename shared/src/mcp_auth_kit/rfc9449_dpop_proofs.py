@@ -2,8 +2,9 @@
 
 `DPoPProofVerifier.check` is §4.3 item by item, free of HTTP: the caller passes the proof, the request's
 method, the URL it was sent to — the server's own public URL, never one rebuilt from request headers — and,
-at a resource server, the access token it came with. `verify` adds §11.1's replay check: each proof's
-`jti` is accepted once, remembered (per key) for as long as the proof would be accepted.
+at a resource server, the access token it came with and the key that token is bound to. `verify` adds
+§11.1's replay check: each proof's `jti` is accepted once, remembered (per key) for as long as the proof
+would be accepted.
 
 The public key travels inside the proof (`jwk`), so the key is parsed, checked and thumbprinted once per
 distinct proof header (a client's headers are byte-identical from proof to proof) and cached; the
@@ -204,18 +205,33 @@ class DPoPProofVerifier:
         self._now = now
 
     async def verify(
-        self, proof: str, *, method: str, url: str, access_token: str | None = None
+        self,
+        proof: str,
+        *,
+        method: str,
+        url: str,
+        access_token: str | None = None,
+        bound_jkt: str | None = None,
     ) -> DPoPProof:
         """`check`, then §11.1: a proof is accepted once. The last step, so refused proofs are not kept."""
-        checked = self.check(proof, method=method, url=url, access_token=access_token)
+        checked = self.check(proof, method=method, url=url, access_token=access_token, bound_jkt=bound_jkt)
         # Per key: a jti another key happens to use (or an attacker copies) does not block this one.
         identifier = f"{checked.jkt}:{checked.jti}"
         if not await self._replay.first_use(self._replay_namespace, identifier, checked.expires_at):
             raise InvalidDPoPProof("this DPoP proof was already used")
         return checked
 
-    def check(self, proof: str, *, method: str, url: str, access_token: str | None = None) -> DPoPProof:
-        """§4.3 items 2-12 (item 1 is `single_proof`'s, the key binding of item 12 the caller's)."""
+    def check(
+        self,
+        proof: str,
+        *,
+        method: str,
+        url: str,
+        access_token: str | None = None,
+        bound_jkt: str | None = None,
+    ) -> DPoPProof:
+        """§4.3 items 2-12 (item 1 is `single_proof`'s). With an `access_token`, `bound_jkt` is the key
+        the token is bound to (its `cnf.jkt`): the proof must be made with it."""
         if not _TOKEN68.fullmatch(proof):
             raise InvalidDPoPProof("the DPoP header is not a token68 value")  # §4.1
         try:
@@ -239,6 +255,8 @@ class DPoPProofVerifier:
             expected = access_token_hash(access_token)
             if not isinstance(ath, str) or not hmac.compare_digest(ath.encode(), expected.encode()):
                 raise InvalidDPoPProof("ath does not match the access token")  # §4.3 item 12, §7
+            if bound_jkt is None or not hmac.compare_digest(proof_key.jkt, bound_jkt):
+                raise InvalidDPoPProof("the proof's key is not the key the access token is bound to")  # §6
         self._check_nonce(claims.get("nonce"))  # item 10: last, so use_dpop_nonce means only that
         return DPoPProof(jkt=proof_key.jkt, jti=jti, expires_at=expires_at)
 

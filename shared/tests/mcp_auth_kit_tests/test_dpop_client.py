@@ -33,6 +33,7 @@ class ProofCheckingServer:
     nonces: DPoPNonces = field(default_factory=lambda: DPoPNonces(b"k" * 32, context="test"))
     demand_nonce: bool = True
     rotate_every_response: bool = False
+    bound_jkt: str | None = None  # the key the resource's access token is bound to
     seen: list[dict[str, str]] = field(default_factory=list)
 
     def app(self) -> Starlette:
@@ -55,6 +56,7 @@ class ProofCheckingServer:
                     method=request.method,
                     url=f"{self.url}{request.url.path}",
                     access_token=TOKEN if resource else None,
+                    bound_jkt=self.bound_jkt,
                 )
             except DPoPError as exc:
                 nonce = {"DPoP-Nonce": self.nonces.current()}
@@ -75,6 +77,13 @@ async def server() -> AsyncIterator[ProofCheckingServer]:
     async with serve(standin.app()) as url:
         standin.url = url
         yield standin
+
+
+def bound_auth(server: ProofCheckingServer) -> DPoPAuth:
+    """A client whose access token the server takes as bound to the client's key."""
+    auth = DPoPAuth(DPoPKey.generate(), access_token=TOKEN)
+    server.bound_jkt = auth.key.jkt
+    return auth
 
 
 def claims(proof: str) -> dict[str, object]:
@@ -121,7 +130,7 @@ async def test_a_token_request_retries_once_with_the_authorization_servers_nonce
 async def test_a_resource_request_retries_once_with_the_resource_servers_nonce(
     server: ProofCheckingServer,
 ) -> None:
-    auth = DPoPAuth(DPoPKey.generate(), access_token=TOKEN)
+    auth = bound_auth(server)
     async with httpx.AsyncClient() as http:
         response = await http.get(f"{server.url}/resource", auth=auth)
     assert response.status_code == 200, response.text
@@ -132,7 +141,7 @@ async def test_a_resource_request_retries_once_with_the_resource_servers_nonce(
 async def test_a_nonce_sent_with_a_success_is_used_next_time_without_a_round_trip(
     server: ProofCheckingServer,
 ) -> None:
-    auth = DPoPAuth(DPoPKey.generate(), access_token=TOKEN)
+    auth = bound_auth(server)
     async with httpx.AsyncClient() as http:
         await http.get(f"{server.url}/resource", auth=auth)
         del server.seen[:]
@@ -162,7 +171,7 @@ async def test_a_request_with_its_own_credentials_keeps_them(server: ProofChecki
 
 
 async def test_the_httpx2_twin_shares_key_token_and_nonces(server: ProofCheckingServer) -> None:
-    auth = DPoPAuth(DPoPKey.generate(), access_token=TOKEN)
+    auth = bound_auth(server)
     async with httpx.AsyncClient() as http:
         await http.get(f"{server.url}/resource", auth=auth)  # learns the nonce
     del server.seen[:]

@@ -251,16 +251,33 @@ def test_an_iat_that_is_not_a_numeric_date_is_refused(key: ec.EllipticCurvePriva
     refused(craft(key, claims={"iat": iat}), "iat|well-formed")
 
 
+def jkt(key: ec.EllipticCurvePrivateKey) -> str:
+    return jwk_thumbprint(key.public_key())
+
+
 def test_a_proof_without_ath_is_refused_with_an_access_token(key: ec.EllipticCurvePrivateKey) -> None:
-    refused(craft(key), "ath", access_token=TOKEN)
+    refused(craft(key), "ath", access_token=TOKEN, bound_jkt=jkt(key))
 
 
 def test_a_proof_for_another_access_token_is_refused(key: ec.EllipticCurvePrivateKey) -> None:
-    refused(craft(key, access_token="another.access.token"), "ath", access_token=TOKEN)
+    refused(craft(key, access_token="another.access.token"), "ath", access_token=TOKEN, bound_jkt=jkt(key))
+
+
+def test_a_proof_by_another_key_than_the_tokens_is_refused(key: ec.EllipticCurvePrivateKey) -> None:
+    thief = ec.generate_private_key(ec.SECP256R1())
+    refused(
+        craft(thief, access_token=TOKEN),
+        "key the access token is bound to",
+        access_token=TOKEN,
+        bound_jkt=jkt(key),
+    )
+    refused(craft(key, access_token=TOKEN), "key the access token is bound to", access_token=TOKEN)  # unbound
 
 
 def test_a_proof_with_the_tokens_hash_is_accepted(key: ec.EllipticCurvePrivateKey) -> None:
-    verifier().check(craft(key, access_token=TOKEN), method="POST", url=URL, access_token=TOKEN)
+    verifier().check(
+        craft(key, access_token=TOKEN), method="POST", url=URL, access_token=TOKEN, bound_jkt=jkt(key)
+    )
     # RFC 9449 §7.1, figure 14: the example token and its ath.
     assert (
         access_token_hash("Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU")
