@@ -20,8 +20,7 @@ from mcp_auth_kit.rfc9449_dpop_proofs import (
     normalized_htu,
     single_proof,
 )
-
-from .dpop_proofs import DROP, craft, private_key_for, sign_raw
+from mcp_testing.dpop_proofs import DROP, craft, private_key_for, sign_raw
 
 URL = "https://as.example.com/token"
 TOKEN = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1In0.c2ln"

@@ -1,8 +1,12 @@
-"""Hand-made DPoP proofs, right and wrong, for the tests: every header and claim can be changed or dropped."""
+"""Hand-made DPoP proofs (RFC 9449 §4.2), right and wrong: every header and claim can be changed or dropped.
+
+Written from the RFC independently of the product's code, so the tests do not share its mistakes.
+"""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import secrets
 import time
@@ -11,10 +15,23 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from mcp_auth_kit.rfc7638_jwk_thumbprints import public_jwk
-from mcp_auth_kit.rfc9449_dpop_proofs import access_token_hash
-
 DROP = object()  # an override that removes the header parameter or claim
+
+
+def public_jwk(public_key: Any) -> dict[str, Any]:
+    """The public key as a JWK (PyJWT writes it; `key_ops` is not part of a DPoP proof's key)."""
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        jwk = jwt.algorithms.ECAlgorithm.to_jwk(public_key, as_dict=True)
+    elif isinstance(public_key, rsa.RSAPublicKey):
+        jwk = jwt.algorithms.RSAAlgorithm.to_jwk(public_key, as_dict=True)
+    else:
+        jwk = jwt.algorithms.OKPAlgorithm.to_jwk(public_key, as_dict=True)
+    return {name: value for name, value in jwk.items() if name != "key_ops"}
+
+
+def access_token_hash(access_token: str) -> str:
+    """§4.2 `ath`: base64url(SHA-256(the token's ASCII))."""
+    return _b64(hashlib.sha256(access_token.encode("ascii")).digest())
 
 
 def private_key_for(alg: str) -> Any:
