@@ -106,7 +106,7 @@ async def measure(
 async def seed(url: str, count: int) -> list[Redeemable]:
     connection = await connect(url)
     try:
-        population = await seed_population(connection, users=1000, clients=100)
+        population = await seed_population(connection, users=1000, clients=100, resource=RESOURCE)
         tokens = await seed_grants(connection, population, RESOURCE, count, keep=count)
         await connection.execute("VACUUM ANALYZE")
     finally:
