@@ -51,6 +51,7 @@ async def measure(
     key = DPoPKey.generate("ES256")
     remaining = iter(tokens)
     results: dict[str, dict[str, list[LoadResult]]] = {store: {m: [] for m in MODES} for store in services}
+    cpu_ms: dict[str, dict[str, list[float]]] = {store: {m: [] for m in MODES} for store in services}
 
     async def once(store: str, mode: str, seconds: float, count: int) -> LoadResult:
         service = services[store]
@@ -72,6 +73,8 @@ async def measure(
             )
         if result.errors:
             raise SystemExit(f"{store}/{mode}: {result.errors} failed, first: {result.first_error}")
+        if seconds == options.seconds:
+            cpu_ms[store][mode].append(cpu.service_ms_per_request(result.completed))
         print(
             f"  {store:8} {mode:5}: {result.rate:6.0f}/s  p50 {result.percentile_ms(0.5):6.1f} ms  "
             f"service {cpu.service_ms_per_request(result.completed):.2f} CPU-ms/req; cores: service "
@@ -95,11 +98,15 @@ async def measure(
             mode: {
                 "per_s": median([r.rate for r in done]),
                 "p50_ms": median([r.percentile_ms(0.5) for r in done]),
+                "cpu_ms_per_request": median(cpu_ms[store][mode]),
                 "rounds": [round(r.rate, 1) for r in done],
             }
             for mode, done in by_mode.items()
         }
-        figures[store]["ratio"] = figures[store]["dpop"]["per_s"] / figures[store]["plain"]["per_s"]
+        values = figures[store]
+        values["ratio"] = values["dpop"]["per_s"] / values["plain"]["per_s"]
+        # The service's own CPU per request barely moves when other work loads the machine.
+        values["cpu_ratio"] = values["plain"]["cpu_ms_per_request"] / values["dpop"]["cpu_ms_per_request"]
     return figures
 
 
