@@ -25,6 +25,7 @@ AuditEventName = Literal[
     "code_replay",
     "consent_denied",
     "grant_revoked",
+    "refresh_token_key_mismatch",
     "refresh_token_reuse",
     "sign_in",
     "sign_in_refused",
