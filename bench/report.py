@@ -181,6 +181,50 @@ def cli_startup_rows(figures: dict[str, Any] | None) -> list[Row]:
     return rows
 
 
+def dpop_rows(tool_calls: dict[str, Any] | None, refreshes: dict[str, Any] | None) -> list[Row]:
+    rows = []
+    if tool_calls is None:
+        rows.append(Row("MCP tool calls/s, DPoP", "failed (see output above)", "", None, "", False))
+    else:
+        bearer, dpop = tool_calls["bearer"]["calls_per_s"], tool_calls["dpop"]["calls_per_s"]
+        rows.append(
+            row("MCP tool calls/s, DPoP (1 process)", dpop, bearer, ">= 0.85x bearer", 0.85, "/s", True)
+        )
+    if refreshes is None:
+        rows.append(Row("/token refresh, DPoP", "failed (see output above)", "", None, "", False))
+    else:
+        redis, database = refreshes["redis"], refreshes["database"]
+        rows.append(
+            row(
+                "/token refresh/s, DPoP (jtis in Redis)",
+                redis["dpop"]["per_s"],
+                redis["plain"]["per_s"],
+                ">= 0.85x without",
+                0.85,
+                "/s",
+                True,
+            )
+        )
+        rows.append(
+            info("/token refresh CPU, without / with DPoP", _cpu(redis["plain"], redis["dpop"], "request"))
+        )
+        rows.append(
+            info(
+                "/token refresh/s, DPoP (jtis in Postgres)",
+                f"{database['dpop']['per_s']:,.0f} vs {database['plain']['per_s']:,.0f}/s "
+                f"({database['ratio']:.2f}x)",
+            )
+        )
+    return rows
+
+
+def _cpu(baseline: dict[str, Any], measured: dict[str, Any], unit: str) -> str:
+    """The service's own CPU per request of two modes, and their ratio (robust to other load)."""
+    key = next(name for name in baseline if name.startswith("cpu_ms_per"))
+    before, after = baseline[key], measured[key]
+    return f"{before:.3f} / {after:.3f} CPU-ms per {unit} ({before / after:.2f}x)"
+
+
 def print_table(rows: list[Row], description: dict[str, str], load: str) -> None:
     print("\n" + "=" * 100)
     print(
@@ -216,12 +260,17 @@ def main() -> None:
         "refresh_scaling", ["--large", "100000", "--rounds", "2", "--per-round", "200"] if quick else []
     )
     _, cli = run_script("cli_startup", ["--rounds", "3"] if quick else [])
+    _, dpop_calls = run_script("dpop_tool_calls", ["--rounds", "3", "--seconds", "2"] if quick else [])
+    _, dpop_refreshes = run_script(
+        "dpop_refresh", ["--rounds", "2", "--seconds", "2", "--per-run", "1500"] if quick else []
+    )
     rows = [
         *cli_startup_rows(cli),
         *token_check_rows(token_check_output),
         *tool_call_rows(tool_calls),
         *token_endpoint_rows(token_endpoint),
         *refresh_scaling_rows(scaling),
+        *dpop_rows(dpop_calls, dpop_refreshes),
     ]
     load_after = Path("/proc/loadavg").read_text().split()[:3]
     print_table(rows, description, f"{' '.join(load_before)} / {' '.join(load_after)} (1, 5, 15 min)")

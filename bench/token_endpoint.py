@@ -25,7 +25,7 @@ import argparse
 import base64
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
@@ -68,7 +68,10 @@ def client_credentials_requests(port: int, client_id: str, secret: str) -> Itera
     )
 
 
-def refresh_requests(port: int, tokens: Iterator[Redeemable]) -> Iterator[bytes]:
+def refresh_requests(
+    port: int, tokens: Iterator[Redeemable], proof: Callable[[], str] | None = None
+) -> Iterator[bytes]:
+    """Refresh requests, each with a DPoP header made by `proof()` when given (bench/dpop_refresh.py)."""
     for token in tokens:
         body = form(
             {
@@ -78,7 +81,8 @@ def refresh_requests(port: int, tokens: Iterator[Redeemable]) -> Iterator[bytes]
                 "resource": RESOURCE,
             }
         )
-        yield http_request("POST", "/token", port, FORM_HEADERS, body)
+        headers = FORM_HEADERS if proof is None else {**FORM_HEADERS, "DPoP": proof()}
+        yield http_request("POST", "/token", port, headers, body)
 
 
 def code_requests(port: int, codes: Iterator[Redeemable]) -> Iterator[bytes]:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mcp_auth_kit.availability import VerificationUnavailable
+    from mcp_auth_kit.dpop_client import DPoPAuth, DPoPKey
     from mcp_auth_kit.fastapi_dependencies import ResourceAuth, require_token
     from mcp_auth_kit.guard import BearerGuard
     from mcp_auth_kit.jwks import JWKSCache
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     )
     from mcp_auth_kit.rfc8693_upstream_tokens import UpstreamTokenClient, UpstreamTokenError
     from mcp_auth_kit.rfc9068_verifier import InvalidToken, JWTVerifier
+    from mcp_auth_kit.rfc9449_dpop_nonces import DPoPNonces
+    from mcp_auth_kit.rfc9449_dpop_proofs import DPoPProofVerifier
     from mcp_auth_kit.rfc9728_metadata import protected_resource_metadata
     from mcp_auth_kit.tool_scopes import ScopePolicy
 
@@ -40,6 +43,10 @@ if TYPE_CHECKING:
 # Exported name -> the module defining it.
 _EXPORTS = {
     "BearerGuard": "guard",
+    "DPoPAuth": "dpop_client",
+    "DPoPKey": "dpop_client",
+    "DPoPNonces": "rfc9449_dpop_nonces",
+    "DPoPProofVerifier": "rfc9449_dpop_proofs",
     "IntrospectingVerifier": "rfc7662_introspection",
     "Introspection": "rfc7662_introspection",
     "IntrospectionUnavailable": "rfc7662_introspection",
@@ -62,6 +69,10 @@ _EXPORTS = {
 }
 __all__ = [
     "BearerGuard",
+    "DPoPAuth",
+    "DPoPKey",
+    "DPoPNonces",
+    "DPoPProofVerifier",
     "IntrospectingVerifier",
     "Introspection",
     "IntrospectionUnavailable",

@@ -1,4 +1,4 @@
-"""`require_token(scopes)`: the kit's bearer-token check as a FastAPI dependency, for routes outside MCP."""
+"""`require_token(scopes)`: the kit's token check as a FastAPI dependency, for routes outside MCP."""
 
 from __future__ import annotations
 
@@ -10,14 +10,15 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 
 from mcp_auth_kit.availability import RETRY_AFTER, UNAVAILABLE, VerificationUnavailable
-from mcp_auth_kit.rfc6750_challenges import (
-    ErrorCode,
-    MultipleTokens,
-    bearer_token,
-    description,
-    status_code,
-    validate_scopes,
-    www_authenticate,
+from mcp_auth_kit.rfc6750_challenges import validate_scopes
+from mcp_auth_kit.rfc9449_dpop_resource import (
+    DPoPResource,
+    Refusal,
+    Refused,
+    authenticate,
+    path_as_sent,
+    refusal,
+    www_authenticate_for,
 )
 
 STATE_ATTRIBUTE = "mcp_auth_kit"
@@ -29,6 +30,7 @@ class ResourceAuth:
 
     verifier: TokenVerifier
     resource_metadata: str
+    dpop: DPoPResource | None = None  # RFC 9449 policy; None: bearer tokens only
 
 
 def require_token(
@@ -43,29 +45,36 @@ def require_token(
     async def dependency(request: Request) -> AccessToken:
         resolved = settings or getattr(request.app.state, STATE_ATTRIBUTE)
         user = request.scope.get("user")
+        scheme = None
         if isinstance(user, AuthenticatedUser):
             access_token = user.access_token  # already checked by the guard in front of this route
         else:
             try:
-                token = bearer_token(request.headers)
-            except MultipleTokens:
-                raise _challenge(resolved, required, "invalid_request") from None
-            if token is None:
-                raise _challenge(resolved, required, None)  # RFC 6750 §3.1: no error without a token
-            try:
-                verified = await resolved.verifier.verify_token(token)
+                access_token, presented = await authenticate(
+                    headers=request.headers,
+                    method=request.method,
+                    path=path_as_sent(request.scope),
+                    verifier=resolved.verifier,
+                    dpop=resolved.dpop,
+                )
+            except Refused as refused:
+                raise _challenge(resolved, required, refused.refusal) from None
             except VerificationUnavailable:
                 raise HTTPException(503, detail=UNAVAILABLE, headers={"Retry-After": RETRY_AFTER}) from None
-            if verified is None:
-                raise _challenge(resolved, required, "invalid_token")
-            access_token = verified
+            scheme = presented.scheme
         if not set(access_token.scopes).issuperset(required):
-            raise _challenge(resolved, required, "insufficient_scope")  # RFC 6750 §3.1
+            # RFC 6750 §3.1
+            raise _challenge(resolved, required, refusal(resolved.dpop, "insufficient_scope", scheme))
         return access_token
 
     return dependency
 
 
-def _challenge(settings: ResourceAuth, scopes: list[str], error: ErrorCode | None) -> HTTPException:
-    header = www_authenticate(resource_metadata=settings.resource_metadata, scopes=scopes, error=error)
-    return HTTPException(status_code(error), detail=description(error), headers={"WWW-Authenticate": header})
+def _challenge(settings: ResourceAuth, scopes: list[str], refused: Refusal) -> HTTPException:
+    header = www_authenticate_for(
+        refused, settings.dpop, resource_metadata=settings.resource_metadata, scopes=scopes
+    )
+    nonce = {"DPoP-Nonce": refused.nonce} if refused.nonce else {}
+    return HTTPException(
+        refused.status, detail=refused.describe, headers={"WWW-Authenticate": header, **nonce}
+    )

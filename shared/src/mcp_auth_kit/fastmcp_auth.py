@@ -48,6 +48,7 @@ from mcp_auth_kit.resource_server import (
 )
 from mcp_auth_kit.rfc7662_introspection import Introspection
 from mcp_auth_kit.rfc9110_field_values import TrimmedMcpHeaders
+from mcp_auth_kit.rfc9449_dpop_resource import DPoPMode
 
 
 class KitAuthProvider(AuthProvider):
@@ -68,6 +69,9 @@ class KitAuthProvider(AuthProvider):
         metrics_port: int | None = None,
         metrics_host: str = "127.0.0.1",
         sse: bool = True,
+        dpop: DPoPMode = "allowed",
+        dpop_nonce_secret: str | bytes | None = None,
+        dpop_redis_url: str | None = None,
     ) -> None:
         """The arguments mean what they mean for `protect()`; `sse` also guards FastMCP's `/sse` pair."""
         resource = protected_resource(
@@ -80,6 +84,9 @@ class KitAuthProvider(AuthProvider):
             verifier=verifier,
             introspection=introspection,
             internal_url=internal_url,
+            dpop=dpop,
+            dpop_nonce_secret=dpop_nonce_secret,
+            dpop_redis_url=dpop_redis_url,
         )
         operator_port = None if metrics_port is None else OperatorPort(metrics_host, metrics_port)
         self._setup(resource, sse=sse, operator_port=operator_port)

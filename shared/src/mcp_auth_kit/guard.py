@@ -1,8 +1,9 @@
-"""ASGI middleware that admits only requests whose bearer token is valid and carries every scope needed.
+"""ASGI middleware that admits only requests whose access token is valid and carries every scope needed.
 
 It replaces the SDK's `RequireAuthMiddleware`/`BearerAuthBackend` pair: challenges follow RFC 6750 §3
-exactly (see `rfc6750_challenges`), and per-tool scopes are enforced at the HTTP level so clients get
-the 403 step-up challenge they know how to act on, not a JSON-RPC error.
+exactly (see `rfc6750_challenges`), DPoP-bound tokens need their proof (RFC 9449, see
+`rfc9449_dpop_resource`), and per-tool scopes are enforced at the HTTP level so clients get the 403
+step-up challenge they know how to act on, not a JSON-RPC error.
 """
 
 from __future__ import annotations
@@ -20,7 +21,16 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_auth_kit.availability import VerificationUnavailable, unavailable_response
-from mcp_auth_kit.rfc6750_challenges import ErrorCode, MultipleTokens, bearer_token, challenge_response
+from mcp_auth_kit.rfc6750_challenges import refusal_response
+from mcp_auth_kit.rfc9449_dpop_resource import (
+    DPoPResource,
+    Refusal,
+    Refused,
+    authenticate,
+    path_as_sent,
+    refusal,
+    www_authenticate_for,
+)
 from mcp_auth_kit.tool_scopes import (
     ScopePolicy,
     tools_called_in_body,
@@ -42,11 +52,14 @@ class BearerGuard:
         policy: ScopePolicy,
         resource_metadata: str,
         routing_headers: bool,
+        dpop: DPoPResource | None = None,
         max_body_size: int = DEFAULT_MAX_REQUEST_BODY_SIZE,
     ) -> None:
-        """`routing_headers`: the endpoint is streamable HTTP, whose SDK transport checks `Mcp-*` headers."""
+        """`routing_headers`: the endpoint is streamable HTTP, whose SDK transport checks `Mcp-*` headers.
+        `dpop`: the server's DPoP policy (None: bearer tokens only)."""
         self.app = app
         self._verifier = verifier
+        self._dpop = dpop
         self._policy = policy
         self._resource_metadata = resource_metadata
         self._routing_headers = routing_headers
@@ -61,23 +74,20 @@ class BearerGuard:
         from_headers = self._routing_headers and uses_routing_headers(headers)
         tools = tools_named_in_headers(headers) if from_headers else []
         try:
-            token = bearer_token(headers)
-        except MultipleTokens:
-            await self._refuse(scope, receive, send, tools, "invalid_request")
+            access_token, presented = await authenticate(
+                headers=headers,
+                method=scope["method"],
+                path=path_as_sent(scope),
+                verifier=self._verifier,
+                dpop=self._dpop,
+            )
+        except Refused as refused:
+            await self._refuse(scope, receive, send, tools, refused.refusal)
             return
-        if token is None:
-            # RFC 6750 §3.1: no authentication information presented, so no error code.
-            await self._refuse(scope, receive, send, tools, None)
-            return
-        try:
-            access_token = await self._verifier.verify_token(token)
         except VerificationUnavailable as exc:
             # Fail closed, but not with 401: the token may be fine, the auth service could not say.
             logger.warning("token check unavailable: %s", exc)
             await unavailable_response()(scope, receive, send)
-            return
-        if access_token is None:
-            await self._refuse(scope, receive, send, tools, "invalid_token")
             return
         if not from_headers and self._all_tools and scope["method"] == "POST":
             body, receive = await _buffer_body(receive, self._max_body_size)
@@ -88,8 +98,11 @@ class BearerGuard:
         granted = set(access_token.scopes)
         if not granted.issuperset(self._policy.required(tools)):
             # RFC 6750 §3.1 insufficient_scope; MCP step-up: `scope` lists everything needed, not the gap.
-            await self._refuse(scope, receive, send, tools, "insufficient_scope")
+            insufficient = refusal(self._dpop, "insufficient_scope", presented.scheme)
+            await self._refuse(scope, receive, send, tools, insufficient)
             return
+        if presented.scheme == "DPoP" and self._dpop is not None:
+            send = _with_nonce(send, self._dpop.nonce())  # RFC 9449 §8.2: the next nonce, with the answer
         user = AuthenticatedUser(access_token)
         # The SDK reads `scope["user"]` for session ownership and tools read `auth_context_var`.
         scope["user"] = user
@@ -101,12 +114,29 @@ class BearerGuard:
             auth_context_var.reset(context)
 
     async def _refuse(
-        self, scope: Scope, receive: Receive, send: Send, tools: list[str], error: ErrorCode | None
+        self, scope: Scope, receive: Receive, send: Send, tools: list[str], refused: Refusal
     ) -> None:
-        response = challenge_response(
-            resource_metadata=self._resource_metadata, scopes=self._policy.required(tools), error=error
+        challenges = www_authenticate_for(
+            refused,
+            self._dpop,
+            resource_metadata=self._resource_metadata,
+            scopes=self._policy.required(tools),
         )
+        nonce = {"DPoP-Nonce": refused.nonce} if refused.nonce else None
+        response = refusal_response(refused.status, refused.error, refused.describe, challenges, nonce)
         await response(scope, receive, send)
+
+
+def _with_nonce(send: Send, nonce: str | None) -> Send:
+    if nonce is None:
+        return send
+
+    async def send_with_nonce(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), (b"dpop-nonce", nonce.encode("ascii"))]
+        await send(message)
+
+    return send_with_nonce
 
 
 async def _buffer_body(receive: Receive, limit: int) -> tuple[bytes | None, Receive]:

@@ -40,6 +40,7 @@ from mcp_auth_kit.resource_server import (
 )
 from mcp_auth_kit.rfc7662_introspection import Introspection
 from mcp_auth_kit.rfc9110_field_values import TrimmedMcpHeaders
+from mcp_auth_kit.rfc9449_dpop_resource import DPoPMode
 from mcp_auth_kit.rfc9728_metadata import metadata_url
 from mcp_auth_kit.tool_scopes import ScopePolicy
 
@@ -67,6 +68,9 @@ def protect(
     internal_url: str | None = None,
     metrics_port: int | None = None,
     metrics_host: str = "127.0.0.1",
+    dpop: DPoPMode = "allowed",
+    dpop_nonce_secret: str | bytes | None = None,
+    dpop_redis_url: str | None = None,
 ) -> FastAPI:
     """A FastAPI app serving `mcp_server` at `resource_url`, accepting only tokens `issuer` made for it.
 
@@ -81,6 +85,11 @@ def protect(
     service is reached when that is not its public issuer URL; `iss` is still checked against
     `issuer` exactly. `/metrics` is served on `metrics_host:metrics_port` only, never on the public
     port (none if `metrics_port` is None).
+
+    DPoP (RFC 9449): `dpop="allowed"` takes DPoP-bound tokens with their proofs beside bearer tokens;
+    `"required"` takes DPoP-bound tokens only. `dpop_nonce_secret` (shared by the replicas) turns on
+    server nonces; `dpop_redis_url` shares the proofs' replay memory between replicas (in memory
+    otherwise: one process).
     """
     resource = protected_resource(
         resource_url=resource_url,
@@ -92,6 +101,9 @@ def protect(
         verifier=verifier,
         introspection=introspection,
         internal_url=internal_url,
+        dpop=dpop,
+        dpop_nonce_secret=dpop_nonce_secret,
+        dpop_redis_url=dpop_redis_url,
     )
     operator_port = None if metrics_port is None else OperatorPort(metrics_host, metrics_port)
     transports = dict(sse=sse, json_response=json_response, stateless_http=stateless_http)
@@ -127,8 +139,12 @@ def kit_app(
 
 
 def state_for(resource: ProtectedResource) -> ResourceAuth:
-    """What `require_token()` reads from `app.state`: the same verifier and the resource's challenge URL."""
-    return ResourceAuth(verifier=resource.verifier, resource_metadata=metadata_url(resource.resource_url))
+    """What `require_token()` reads from `app.state`: the same verifier, DPoP policy and challenge URL."""
+    return ResourceAuth(
+        verifier=resource.verifier,
+        resource_metadata=metadata_url(resource.resource_url),
+        dpop=resource.dpop,
+    )
 
 
 def _protect_sdk_server(

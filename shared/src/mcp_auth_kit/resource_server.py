@@ -26,12 +26,14 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mcp_auth_kit.dpop_setup import DPoPReplay, dpop_resource
 from mcp_auth_kit.guard import BearerGuard
 from mcp_auth_kit.operator_port import OperatorPort
 from mcp_auth_kit.rfc6750_challenges import validate_scopes
 from mcp_auth_kit.rfc7662_introspection import IntrospectingVerifier, Introspection
 from mcp_auth_kit.rfc8414_discovery import IssuerMismatch, internal_origin
 from mcp_auth_kit.rfc9068_verifier import JWTVerifier
+from mcp_auth_kit.rfc9449_dpop_resource import DPoPMode, DPoPResource
 from mcp_auth_kit.rfc9728_metadata import metadata_routes, metadata_url, protected_resource_metadata
 from mcp_auth_kit.tool_scopes import ScopePolicy
 
@@ -77,6 +79,8 @@ class ProtectedResource:
     owns_verifier: bool  # built here, so closed here
     scopes_supported: Sequence[str]
     resource_name: str | None
+    dpop: DPoPResource  # RFC 9449: the DPoP policy, its proof verifier and public origin
+    dpop_replay: DPoPReplay  # where its proofs' `jti`s are kept (closed with the verifier)
 
     @property
     def path(self) -> str:
@@ -98,6 +102,7 @@ class ProtectedResource:
             policy=self.policy,
             resource_metadata=metadata_url(resource),
             routing_headers=not sse,
+            dpop=self.dpop,
         )
 
     def metadata_routes(self, *, sse: bool) -> list[Route]:
@@ -115,6 +120,8 @@ class ProtectedResource:
             issuer=self.issuer,
             scopes_supported=self.scopes_supported,
             resource_name=self.resource_name,
+            dpop_algorithms=self.dpop.algorithms,
+            dpop_required=self.dpop.required,
         )
 
 
@@ -129,6 +136,9 @@ def protected_resource(
     verifier: TokenVerifier | None = None,
     introspection: Introspection | None = None,
     internal_url: str | None = None,
+    dpop: DPoPMode = "allowed",
+    dpop_nonce_secret: str | bytes | None = None,
+    dpop_redis_url: str | None = None,
 ) -> ProtectedResource:
     """Check the arguments `protect()` and `KitAuthProvider` share, and build their common core."""
     if verifier is not None and introspection is not None:
@@ -140,6 +150,7 @@ def protected_resource(
         base=tuple(validate_scopes(scopes)),
         tools={tool: tuple(validate_scopes(needed)) for tool, needed in (tool_scopes or {}).items()},
     )
+    replay = DPoPReplay(dpop_redis_url)
     return ProtectedResource(
         resource_url=resource_url,
         issuer=issuer,
@@ -148,6 +159,8 @@ def protected_resource(
         owns_verifier=verifier is None,
         scopes_supported=policy.every_scope() if scopes_supported is None else list(scopes_supported),
         resource_name=resource_name,
+        dpop=dpop_resource(resource_url, dpop, replay.cache, dpop_nonce_secret),
+        dpop_replay=replay,
     )
 
 
@@ -208,6 +221,8 @@ class KitLifespan:
             if message["type"].startswith("lifespan.shutdown"):
                 if self._resource is not None and self._resource.owns_verifier:
                     await _close(self._resource.verifier)
+                if self._resource is not None:
+                    await self._resource.dpop_replay.aclose()
                 self._close_operator_port()
             elif message["type"] == "lifespan.startup.failed":
                 self._close_operator_port()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
 from starlette.datastructures import Headers
@@ -85,17 +85,20 @@ def description(error: ErrorCode | None) -> str:
     return _DESCRIPTIONS[error]
 
 
-def challenge_response(
-    *, resource_metadata: str, scopes: Sequence[str], error: ErrorCode | None = None
+def refusal_response(
+    status: int,
+    error: str | None,
+    error_description: str,
+    challenges: str,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
-    """The 400/401/403 answer carrying the challenge, with an OAuth-style JSON body."""
-    body: dict[str, str] = {"error_description": description(error)}
+    """A refusal with its `WWW-Authenticate` challenges and a JSON body (`error` only when there is one)."""
+    body: dict[str, str] = {"error_description": error_description}
     if error is not None:
         body = {"error": error, **body}
-    header = www_authenticate(resource_metadata=resource_metadata, scopes=scopes, error=error)
     return Response(
         json.dumps(body),
-        status_code=status_code(error),
+        status_code=status,
         media_type="application/json",
-        headers={"WWW-Authenticate": header, "Cache-Control": "no-store"},
+        headers={"WWW-Authenticate": challenges, "Cache-Control": "no-store", **(headers or {})},
     )

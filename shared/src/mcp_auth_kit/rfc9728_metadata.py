@@ -32,6 +32,8 @@ def protected_resource_metadata(
     issuer: str,
     scopes_supported: Sequence[str],
     resource_name: str | None = None,
+    dpop_algorithms: Sequence[str] = (),
+    dpop_required: bool = False,
 ) -> dict[str, Any]:
     """The RFC 9728 §2 document. Strings are used verbatim: clients compare them byte for byte."""
     document: dict[str, Any] = {
@@ -43,6 +45,10 @@ def protected_resource_metadata(
     }
     if resource_name is not None:
         document["resource_name"] = resource_name
+    if dpop_algorithms:
+        # RFC 9728 §2 (from RFC 9449): DPoP proofs by these algorithms; whether bearer use is refused.
+        document["dpop_signing_alg_values_supported"] = list(dpop_algorithms)
+        document["dpop_bound_access_tokens_required"] = dpop_required
     return document
 
 

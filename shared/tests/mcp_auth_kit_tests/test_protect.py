@@ -69,6 +69,9 @@ async def test_protected_resource_metadata_documents(served: Served) -> None:
                 "scopes_supported": ["mcp:tools", "notes:admin"],
                 "bearer_methods_supported": ["header"],
                 "resource_name": "Notes",
+                # RFC 9449 is on by default: DPoP-bound tokens are accepted beside bearer tokens.
+                "dpop_signing_alg_values_supported": ["ES256", "ES384", "PS256", "RS256", "EdDSA"],
+                "dpop_bound_access_tokens_required": False,
             }
             assert response.headers["access-control-allow-origin"] == "*"
 

@@ -42,3 +42,16 @@ def test_resource_name_is_optional() -> None:
         resource_url="http://h/mcp", issuer="http://i", scopes_supported=[]
     )
     assert "resource_name" not in document
+
+
+def test_dpop_support_is_published_with_whether_it_is_required() -> None:
+    for required in (True, False):
+        document = protected_resource_metadata(
+            resource_url="http://h/mcp",
+            issuer="http://i",
+            scopes_supported=[],
+            dpop_algorithms=["ES256", "EdDSA"],
+            dpop_required=required,
+        )
+        assert document["dpop_signing_alg_values_supported"] == ["ES256", "EdDSA"]
+        assert document["dpop_bound_access_tokens_required"] is required

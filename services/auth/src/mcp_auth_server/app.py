@@ -29,8 +29,11 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from mcp_auth_kit.observability import ObservabilityMiddleware
 from mcp_auth_kit.operator_port import OperatorPort
+from mcp_auth_kit.rfc9449_dpop_nonces import DPoPNonces
+from mcp_auth_kit.rfc9449_dpop_proofs import DPoPProofVerifier
 from mcp_auth_kit.tracing import setup_tracing
-from mcp_auth_server.crypto.secret_box import SecretBox
+from mcp_auth_server import clock
+from mcp_auth_server.crypto.secret_box import SecretBox, derive_key
 from mcp_auth_server.db.engine import create_engine, create_session_factory
 from mcp_auth_server.db.migrate import ensure_migrated
 from mcp_auth_server.db.statements import UNAVAILABLE_SQLSTATES
@@ -186,7 +189,17 @@ async def build_runtime(settings: AuthSettings) -> Runtime:
         rate_limits=RateLimits(settings),
         replay=replay,
         redis=redis,
+        dpop=_dpop_verifier(settings, replay),
     )
+
+
+def _dpop_verifier(settings: AuthSettings, replay: ReplayCache) -> DPoPProofVerifier:
+    """RFC 9449 proofs at /token: every replica remembers `jti`s in one place and agrees on nonces."""
+    nonces = None
+    if settings.auth_dpop_nonces:
+        secret = derive_key(settings.secret_key, "mcp-auth/dpop-nonce")
+        nonces = DPoPNonces(secret, context=f"{settings.auth_issuer}/token")
+    return DPoPProofVerifier(replay=replay, replay_namespace="dpop", nonces=nonces, now=clock.now)
 
 
 def _metadata_document_fetcher(settings: AuthSettings) -> MetadataDocumentFetcher | None:

@@ -9,6 +9,7 @@ from jinja2 import Environment
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from mcp_auth_kit.rfc9449_dpop_proofs import DPoPProofVerifier
 from mcp_auth_server.crypto.secret_box import SecretBox
 from mcp_auth_server.settings import AuthSettings
 from mcp_auth_server.store.client_resolution import ClientResolver
@@ -37,6 +38,7 @@ class Runtime:
     rate_limits: RateLimits
     replay: ReplayCache  # single-use identifiers, shared by every replica
     redis: Redis | None  # AUTH_REDIS_URL, when set
+    dpop: DPoPProofVerifier  # RFC 9449 proofs at /token (jtis kept in `replay`; AUTH_DPOP_NONCES)
 
     def url(self, path: str) -> str:
         """An absolute URL of ours: always built from the issuer, never from request headers."""

@@ -34,6 +34,7 @@ from mcp_auth_server.oauth.rfc8707_resource_indicators import canonical_resource
 DATA_DIR = Path(".data")
 Upstream = Literal["github", "google", "oidc", "dev"]
 SigningAlgorithm = Literal["ES256", "RS256"]
+DPoPPolicy = Literal["required", "allowed"]
 
 
 # What each upstream cannot start without (the production rules are the same on a loopback issuer).
@@ -97,6 +98,9 @@ class ResourceConfig(BaseModel):
     """The scope, one of `scopes`, that lets this server obtain the user's upstream token by token exchange
     (e.g. `github:repos`); the consent page says so in plain words. Unset: it never receives upstream
     tokens."""
+    dpop: DPoPPolicy = "allowed"
+    """RFC 9449: `required` gives this server tokens only through token requests with a DPoP proof (bound to
+    the client's key; set `MCP_DPOP=required` at the server too); `allowed` also through bearer ones."""
 
     @field_validator("resource")
     @classmethod
@@ -348,6 +352,9 @@ class AuthSettings(BaseSettings):
     auth_redis_url: str | None = None
     """Redis shared by every replica (`redis://host:6379/0`): single-use identifiers and rate limits. Unset:
     single-use identifiers are kept in the database."""
+    auth_dpop_nonces: bool = False
+    """`on`: every DPoP proof at `/token` must carry a current server nonce (RFC 9449 §8; stateless and
+    rotating, valid on every replica through `AUTH_SECRET_KEY`)."""
 
     _normalise_lists = field_validator(
         "auth_allowed_users",

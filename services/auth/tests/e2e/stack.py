@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from mcp_testing.github_standin import GitHubStandIn
 from mcp_testing.processes import ServiceProcess, free_port, venv_script
@@ -89,7 +90,11 @@ def start_stack(
     auth_replicas: int = 1,
     mcp_replicas: int = 1,
     auth_extra: dict[str, str] | None = None,
+    resource_options: Sequence[Mapping[str, Any]] = (),
+    mcp_extra: Sequence[Mapping[str, str]] = (),
 ) -> Stack:
+    """`resource_options[i]` is added to the i-th server's AUTH_RESOURCES entry, `mcp_extra[i]` to its
+    environment (e.g. a DPoP policy at both ends)."""
     stack = Stack()
     try:
         auth_front = stack.front(auth_replicas)
@@ -113,6 +118,7 @@ def start_stack(
                         "default_scopes": ["mcp:tools"],
                         "name": f"Tools {i}",
                         "upstream_token_scope": "github:repos",
+                        **_nth(resource_options, i),
                     }
                     for i, r in enumerate(resources)
                 ]
@@ -120,7 +126,7 @@ def start_stack(
             **(auth_extra or {}),
         }
         stack.auth = stack.start_replicas(auth_front, "mcp-auth", stack.auth_env, "AUTH_PORT")
-        for front, resource in zip(mcp_fronts, resources, strict=True):
+        for index, (front, resource) in enumerate(zip(mcp_fronts, resources, strict=True)):
             credentials = json.loads(
                 mcp_auth(
                     stack.auth_env,
@@ -139,12 +145,17 @@ def start_stack(
                 "MCP_CLIENT_ID": credentials["client_id"],
                 "MCP_CLIENT_SECRET": credentials["client_secret"],
                 "MCP_GITHUB_API_URL": github.api_url,
+                **_nth(mcp_extra, index),
             }
             stack.mcp[resource] = stack.start_replicas(front, "mcp-tools", mcp_env, "MCP_PORT")
     except BaseException:
         stack.stop()
         raise
     return stack
+
+
+def _nth(options: Sequence[Mapping[str, Any]], index: int) -> Mapping[str, Any]:
+    return options[index] if index < len(options) else {}
 
 
 def running_stack(
@@ -154,6 +165,8 @@ def running_stack(
     mcp_count: int = 2,
     auth_replicas: int = 1,
     mcp_replicas: int = 1,
+    resource_options: Sequence[Mapping[str, Any]] = (),
+    mcp_extra: Sequence[Mapping[str, str]] = (),
     **auth_extra: str,
 ) -> Iterator[Stack]:
     stack = start_stack(
@@ -163,6 +176,8 @@ def running_stack(
         auth_replicas=auth_replicas,
         mcp_replicas=mcp_replicas,
         auth_extra=auth_extra,
+        resource_options=resource_options,
+        mcp_extra=mcp_extra,
     )
     try:
         yield stack

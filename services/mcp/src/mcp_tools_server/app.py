@@ -36,6 +36,11 @@ def create_app(settings: Settings) -> FastAPI:
         internal_url=settings.auth_internal_url,
         metrics_port=settings.metrics_port,
         metrics_host=settings.host,
+        dpop=settings.dpop,
+        dpop_nonce_secret=settings.dpop_nonce_secret.get_secret_value()
+        if settings.dpop_nonce_secret
+        else None,
+        dpop_redis_url=settings.redis_url,
         sse=True,
         # Every request stands alone, so replicas behind a load balancer need no sticky sessions.
         json_response=True,

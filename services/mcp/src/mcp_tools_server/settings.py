@@ -59,6 +59,24 @@ class Settings(BaseSettings):
     """`on` to also ask the auth service's `/introspect` about every token (cached 15 s per token), so
     revoked tokens are refused before they expire; needs MCP_CLIENT_ID and MCP_CLIENT_SECRET; the auth
     service unreachable then means 503."""
+    dpop: Literal["allowed", "required"] = Field(
+        default="allowed",
+        description="'allowed' (DPoP-bound tokens with proofs, and bearer tokens) or 'required' (DPoP only)",
+    )
+    """`allowed`: DPoP-bound tokens (with their proofs, RFC 9449) beside bearer tokens; `required`: DPoP-bound
+    tokens only (say so in the auth service's AUTH_RESOURCES entry too)."""
+    dpop_nonce_secret: SecretStr | None = Field(
+        default=None,
+        description="a secret of at least 32 characters shared by the replicas, to demand DPoP nonces",
+    )
+    """32+ characters, the same on every replica: demand server nonces in DPoP proofs (`use_dpop_nonce`).
+    Unset: no nonces."""
+    redis_url: str | None = Field(
+        default=None,
+        description="redis://host:6379/0, so the replicas share DPoP proof replay memory (else: in memory)",
+    )
+    """Redis shared by this server's replicas (`redis://host:6379/0`), so each DPoP proof is accepted once
+    across all of them. Unset: this process's memory (one replica)."""
     host: str = Field(default="127.0.0.1", description="the address to listen on, e.g. 127.0.0.1 or 0.0.0.0")
     """The address `mcp-tools serve` listens on (the image sets `0.0.0.0`)."""
     port: int | None = Field(default=None, ge=1, le=65535, description="a TCP port number (1-65535)")
@@ -154,6 +172,8 @@ class Settings(BaseSettings):
                 "MCP_METRICS_PORT must differ from the public port {port}",
                 {"port": self.listen_port},
             )
+        if self.dpop_nonce_secret is not None and len(self.dpop_nonce_secret.get_secret_value()) < 32:
+            raise PydanticCustomError("settings", "MCP_DPOP_NONCE_SECRET: must be at least 32 characters")
         if (self.client_id is None) != (self.client_secret is None):
             raise PydanticCustomError(
                 "settings", "MCP_CLIENT_ID and MCP_CLIENT_SECRET: set both (a confidential client) or neither"
@@ -205,5 +225,5 @@ def _describe(detail: ErrorDetails) -> str:
     if detail["type"] == "missing":
         return f"MCP_{field.upper()}: missing; expected {expected}"
     # The rejected value helps the operator, except a secret's, which must not reach a log.
-    got = "" if field == "client_secret" else f" (got {detail['input']!r})"
+    got = "" if field in ("client_secret", "dpop_nonce_secret") else f" (got {detail['input']!r})"
     return f"MCP_{field.upper()}: {detail['msg']}{got}; expected {expected}"

@@ -69,6 +69,7 @@ async def revoke_one(args: argparse.Namespace) -> None:
             client_id=grant.client_id,
             grant_id=grant.id,
             by="operator",
+            **audit.key_binding(grant.dpop_jkt),
         )
         await session.commit()
     print(f"revoked grant {args.grant_id}")

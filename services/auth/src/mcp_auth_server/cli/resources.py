@@ -46,6 +46,12 @@ def register(commands: Any) -> None:
         metavar="SCOPE",
         help="the scope (one of --scope) that lets this server get the user's upstream token by exchange",
     )
+    add.add_argument(
+        "--dpop",
+        choices=["required", "allowed"],
+        default="allowed",
+        help="required: tokens only for token requests with a DPoP proof (RFC 9449); default allowed",
+    )
     add.set_defaults(handler=add_resource)
     group.add_parser(
         "list", help="list resource servers: added here (database) and configured in this shell"
@@ -73,6 +79,7 @@ async def add_resource(args: argparse.Namespace) -> None:
             scope_descriptions=descriptions,
             aliases=args.alias,
             upstream_token_scope=args.upstream_token_scope,
+            dpop=args.dpop,
         )
     except ValidationError as exc:
         raise CommandError(f"{args.resource}: {describe_resource_problem(exc)}") from None
@@ -82,10 +89,11 @@ async def add_resource(args: argparse.Namespace) -> None:
         row.scopes, row.default_scopes, row.name = config.scopes, config.default_scopes or [], config.name
         row.scope_descriptions, row.aliases = config.scope_descriptions, config.aliases
         row.upstream_token_scope = config.upstream_token_scope
+        row.dpop = config.dpop
         session.add(row)
         await session.commit()
     exchange = f"; upstream tokens with {config.upstream_token_scope}" if config.upstream_token_scope else ""
-    print(f"resource {resource}: scopes {' '.join(config.scopes)}{exchange}")
+    print(f"resource {resource}: scopes {' '.join(config.scopes)}{exchange}; DPoP {config.dpop}")
 
 
 async def list_resources(_args: argparse.Namespace) -> None:
@@ -101,11 +109,12 @@ async def list_resources(_args: argparse.Namespace) -> None:
             " ".join(r.scopes),
             " ".join(r.default_scopes),
             r.upstream_token_scope or "-",
+            r.dpop,
             r.name,
         ]
         for r in resources
     ]
-    print(table(rows, ["RESOURCE", "SOURCE", "SCOPES", "DEFAULT", "UPSTREAM_TOKEN", "NAME"]))
+    print(table(rows, ["RESOURCE", "SOURCE", "SCOPES", "DEFAULT", "UPSTREAM_TOKEN", "DPOP", "NAME"]))
     if configured:
         # The CLI reads the settings of the shell it runs in, which need not be the server's.
         print(

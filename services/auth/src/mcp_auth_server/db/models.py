@@ -86,6 +86,8 @@ class Resource(Base):
     # scope -> text for the consent page; other identifiers of the same server (e.g. its /sse URL).
     scope_descriptions: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     aliases: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
+    # RFC 9449 policy: "required" (tokens only for DPoP token requests) or "allowed".
+    dpop: Mapped[str] = mapped_column(String(10), default="allowed", server_default="allowed")
 
 
 class User(Base):
@@ -160,6 +162,8 @@ class AuthorizationRequest(Base):
     upstream_secrets_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    # RFC 9449 §10: the thumbprint of the key the code must be redeemed with, if the client named one.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuthorizationCode(Base):
@@ -182,6 +186,8 @@ class AuthorizationCode(Base):
     grant_id: Mapped[str | None] = mapped_column(String(36))
     access_token_jti: Mapped[str | None] = mapped_column(String(64))
     access_token_expires_at: Mapped[int | None] = mapped_column(BigInteger)
+    # RFC 9449 §10: redeemable only with a DPoP proof by the key of this thumbprint.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
 
 
 class Grant(Base):
@@ -203,6 +209,8 @@ class Grant(Base):
     revoked_reason: Mapped[str | None] = mapped_column(String(64))
     # The family's newest refresh-token generation, read under the grant's row lock on refresh.
     generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # RFC 9449 §5: the thumbprint of the DPoP key a public client's refresh tokens are bound to.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
 
 
 class RefreshToken(Base):

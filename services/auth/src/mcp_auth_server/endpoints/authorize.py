@@ -12,6 +12,9 @@ A loopback or private-use-scheme redirect can be claimed by any local program (R
 client always gets the page ("you approved this application before"), as does every request with
 `consent` in `prompt`. `prompt=none` never shows a
 page: it answers `login_required`, `consent_required` or `interaction_required` (OIDC Core §3.1.2.6).
+
+`dpop_jkt` (RFC 9449 §10) binds the code to the client's DPoP key: it is redeemed only with a proof
+by that key.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from mcp_auth_server.oauth.rfc8252_redirect_uris import (
     is_loopback_redirect,
     matches_registered,
 )
+from mcp_auth_server.oauth.rfc9449_dpop import is_thumbprint
 from mcp_auth_server.oauth.scopes import describe, requested_scopes
 from mcp_auth_server.policy.admission import request_policy
 from mcp_auth_server.policy.credentials import CredentialRefused, check_client
@@ -63,6 +67,7 @@ SINGLE_VALUED = (
     "code_challenge",
     "code_challenge_method",
     "prompt",
+    "dpop_jkt",
 )
 
 
@@ -129,6 +134,9 @@ async def _authorize_verified_client(
     problem = challenge_problem(params.get("code_challenge"), params.get("code_challenge_method"))
     if problem:
         raise OAuthError("invalid_request", problem)
+    dpop_jkt = params.get("dpop_jkt")
+    if dpop_jkt is not None and not is_thumbprint(dpop_jkt):
+        raise OAuthError("invalid_request", "dpop_jkt must be an RFC 7638 SHA-256 JWK thumbprint")
     try:
         check_client(Path.CONSENT_APPROVAL, client_standing(client), has_user=True)
     except CredentialRefused as refused:
@@ -148,6 +156,7 @@ async def _authorize_verified_client(
         resource=resource.resource,
         scopes=scopes,
         client_state=state,
+        dpop_jkt=dpop_jkt,
     )
     policy = request_policy(runtime, session)
     signed_in = await signed_in_user(runtime, session, request, policy)
@@ -198,6 +207,7 @@ def _consent_page(
         resource=resource.resource,
         scopes=approved.scopes,
         browser_binding=binding,
+        dpop_jkt=approved.dpop_jkt,
     )
     upstream = runtime.upstream.display_name
     cimd_host = urlsplit(client.client_id).hostname if client.origin == "cimd" else None

@@ -79,6 +79,7 @@ async def connected_apps_page(request: Request, runtime: RuntimeDep) -> Response
                         ],
                         "granted": _when(r.granted_at),
                         "last_used": _when(r.last_used_at),
+                        "key_bound": r.key_bound,
                     }
                     for r in app.resources
                 ],
@@ -133,7 +134,7 @@ async def revoke_app(request: Request, runtime: RuntimeDep) -> Response:
         browser_session = await live_session(session, runtime.cookies.read(request, SESSION))
         if browser_session is not None:
             user_id = browser_session.user_id
-            for grant_id in await revoke_connection(session, user_id, client_id, resource):
+            for grant_id, dpop_jkt in await revoke_connection(session, user_id, client_id, resource):
                 audit.record(
                     session,
                     "grant_revoked",
@@ -141,6 +142,7 @@ async def revoke_app(request: Request, runtime: RuntimeDep) -> Response:
                     client_id=client_id,
                     grant_id=grant_id,
                     by="user",
+                    **audit.key_binding(dpop_jkt),
                 )
     # A session that ended meanwhile lands on the page's sign-in offer; a reload never re-posts.
     return RedirectResponse(runtime.url(ACCOUNT_HOME), status_code=303)

@@ -119,6 +119,7 @@ async def answer_approved(
         resource=row.resource,
         scopes=row.scopes,
         client_state=row.client_state,
+        dpop_jkt=row.dpop_jkt,
     )
     if client is None:  # deleted meanwhile: its requests went with it, but a race can still get here
         return error_redirect(

@@ -4,7 +4,8 @@ Callers authenticate as a resource-server client (`mcp-auth clients add --resour
 and learn about a token only if its `aud` is their own resource (§4: a server must not learn
 about tokens meant for others). `active: true` is a credential like any other: the token must
 still be good (policy/access_tokens.py) — its jti and grant unrevoked, the user admitted, the
-consent standing. Anything else is `{"active": false}` and nothing more.
+consent standing. Anything else is `{"active": false}` and nothing more. A DPoP-bound token's answer
+carries its `cnf` and `token_type: DPoP` (RFC 9449 §6.2): the resource server checks the proof's key.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from mcp_auth_server.grants.client_authentication import authenticate_client
 from mcp_auth_server.oauth.errors import invalid_request, unauthorized_client
 from mcp_auth_server.oauth.rfc6749_client_authentication import presented_client
 from mcp_auth_server.oauth.rfc9068_access_tokens import InvalidAccessToken, audiences, verify_access_token
+from mcp_auth_server.oauth.rfc9449_dpop import bound_key, token_type
 from mcp_auth_server.policy.access_tokens import check_still_good
 from mcp_auth_server.policy.admission import request_policy
 from mcp_auth_server.policy.credentials import CredentialRefused
@@ -41,6 +43,7 @@ REPORTED_CLAIMS = (
     "name",
     "email",
     "picture",
+    "cnf",  # RFC 9449 §6.2: the key a DPoP-bound token is bound to
 )
 
 
@@ -66,7 +69,8 @@ async def introspect(request: Request, runtime: RuntimeDep) -> JSONResponse:
             await check_still_good(session, policy, claims, Path.INTROSPECTION, runtime.upstream.name)
         except CredentialRefused:
             return no_store_json(INACTIVE)  # committed: a user found deprovisioned stays deprovisioned
-    body = {"active": True, "token_type": "Bearer", **{k: claims[k] for k in REPORTED_CLAIMS if k in claims}}
+    reported = {name: claims[name] for name in REPORTED_CLAIMS if name in claims}
+    body = {"active": True, "token_type": token_type(bound_key(claims)), **reported}
     if "preferred_username" in claims:
         body["username"] = claims["preferred_username"]
     return no_store_json(body)

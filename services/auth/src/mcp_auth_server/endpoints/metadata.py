@@ -24,5 +24,6 @@ async def metadata(runtime: RuntimeDep) -> JSONResponse:
         runtime.resources.scopes_supported(),
         client_metadata_documents=runtime.settings.auth_client_metadata_documents,
         registration=runtime.settings.auth_registration_enabled,
+        dpop_algorithms=runtime.dpop.algorithms,
     )
     return JSONResponse(document, headers={"Cache-Control": "public, max-age=300"})

@@ -19,6 +19,7 @@ from mcp_auth_server.grants.client_authentication import authenticate_client
 from mcp_auth_server.oauth.errors import NO_STORE, invalid_request
 from mcp_auth_server.oauth.rfc6749_client_authentication import presented_client
 from mcp_auth_server.oauth.rfc9068_access_tokens import InvalidAccessToken, verify_access_token
+from mcp_auth_server.oauth.rfc9449_dpop import bound_key
 from mcp_auth_server.store import audit
 from mcp_auth_server.store.revocation import revoke_access_token, revoke_grants
 
@@ -46,6 +47,7 @@ async def revoke(request: Request, runtime: RuntimeDep) -> Response:
                     client_id=client.client_id,
                     grant_id=grant.id,
                     by="client",
+                    **audit.key_binding(grant.dpop_jkt),
                 )
             return Response(status_code=200, headers=NO_STORE)
         try:
@@ -55,6 +57,10 @@ async def revoke(request: Request, runtime: RuntimeDep) -> Response:
         if claims is not None and claims.get("client_id") == client.client_id:
             await revoke_access_token(session, str(claims["jti"]), int(claims["exp"]))
             audit.record(
-                session, "access_token_revoked", user_id=str(claims["sub"]), client_id=client.client_id
+                session,
+                "access_token_revoked",
+                user_id=str(claims["sub"]),
+                client_id=client.client_id,
+                **audit.key_binding(bound_key(claims)),
             )
     return Response(status_code=200, headers=NO_STORE)

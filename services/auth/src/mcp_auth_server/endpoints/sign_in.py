@@ -66,6 +66,7 @@ class CodeRequest:
     resource: str
     scopes: list[str]
     client_state: str | None
+    dpop_jkt: str | None = None  # RFC 9449 §10: the key the code can be redeemed with, if named
 
 
 async def issue_code_redirect(
@@ -91,6 +92,7 @@ async def issue_code_redirect(
         scopes=approved.scopes,
         auth_time=user.last_login_at or now(),
         ttl=settings.auth_code_ttl,
+        dpop_jkt=approved.dpop_jkt,
     )
     audit.record(
         session,
@@ -99,6 +101,7 @@ async def issue_code_redirect(
         client_id=approved.client_id,
         resource=approved.resource,
         scopes=approved.scopes,
+        **audit.key_binding(approved.dpop_jkt),
     )
     url = authorization_response_url(
         approved.redirect_uri, settings.auth_issuer, {"code": code, "state": approved.client_state}

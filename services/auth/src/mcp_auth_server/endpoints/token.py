@@ -1,7 +1,9 @@
 """The token endpoint (RFC 6749 §3.2), POST /token: authenticate the client, dispatch the grant.
 
 Every answer is JSON with `Cache-Control: no-store`; every error is `{"error",
-"error_description"}`; malformed input is a 400, never a 500.
+"error_description"}`; malformed input is a 400, never a 500. A DPoP proof (RFC 9449 §5) is checked
+here, before the transaction, and handed to the grant with the request; with AUTH_DPOP_NONCES every
+answer carries the nonce to use next (§8).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
+from mcp_auth_kit.rfc9449_dpop_proofs import DPoPError, DPoPProof, single_proof
 from mcp_auth_server.endpoints.dependencies import runtime_of, transaction
 from mcp_auth_server.endpoints.forms import read_form
 from mcp_auth_server.endpoints.responses import no_store_json
@@ -17,6 +20,8 @@ from mcp_auth_server.grants.client_authentication import authenticate_client
 from mcp_auth_server.grants.registry import GRANT_TYPES
 from mcp_auth_server.oauth.errors import OAuthError, invalid_request
 from mcp_auth_server.oauth.rfc6749_client_authentication import claimed_client_id, presented_client
+from mcp_auth_server.oauth.rfc9449_dpop import dpop_error
+from mcp_auth_server.runtime import Runtime
 from mcp_auth_server.store.clients import touch
 from mcp_auth_server.web.rate_limits import client_ip
 
@@ -38,16 +43,39 @@ async def token(request: Request) -> Response:
         if not grant_type:
             raise invalid_request("grant_type is required")
         raise OAuthError("unsupported_grant_type", f"{grant_type} is not supported")
+    nonce = runtime.dpop.nonces.current() if runtime.dpop.nonces is not None else None
     try:
-        grant_request = grant.request.model_validate({**form.params, "resource": form.resources})
-    except ValidationError as exc:
-        raise invalid_request(_first_problem(exc)) from None
-    presented = presented_client(authorization, form.params)
-    async with transaction(runtime) as session:
-        client = await authenticate_client(runtime, session, presented)
-        await touch(session, client)
-        result = await grant.handle(runtime, session, client, grant_request)
-    return no_store_json(result.body())
+        # Before the transaction: the replay check may take a pooled connection of its own.
+        proof = await dpop_proof(runtime, request)
+        try:
+            fields = {**form.params, "resource": form.resources, "dpop": proof}
+            grant_request = grant.request.model_validate(fields)
+        except ValidationError as exc:
+            raise invalid_request(_first_problem(exc)) from None
+        presented = presented_client(authorization, form.params)
+        async with transaction(runtime) as session:
+            client = await authenticate_client(runtime, session, presented)
+            await touch(session, client)
+            result = await grant.handle(runtime, session, client, grant_request)
+    except OAuthError as exc:
+        if nonce is not None:  # RFC 9449 §8: the nonce to use next, with any answer
+            exc.headers = {**exc.headers, "DPoP-Nonce": nonce}
+        raise
+    response = no_store_json(result.body())
+    if nonce is not None:
+        response.headers["DPoP-Nonce"] = nonce  # §8.2: with a success too, so no error is needed
+    return response
+
+
+async def dpop_proof(runtime: Runtime, request: Request) -> DPoPProof | None:
+    """RFC 9449 §5: the request's DPoP proof, checked (once: §11.1) against our own token URL."""
+    try:
+        proof = single_proof(request.headers.getlist("dpop"))
+        if proof is None:
+            return None
+        return await runtime.dpop.verify(proof, method=request.method, url=runtime.url("/token"))
+    except DPoPError as exc:
+        raise dpop_error(exc, runtime.dpop.nonces.current() if runtime.dpop.nonces else None) from None
 
 
 def _first_problem(exc: ValidationError) -> str:

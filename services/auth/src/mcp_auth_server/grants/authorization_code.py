@@ -4,7 +4,8 @@ The code is redeemed atomically (one success under any concurrency), must belong
 authenticated client, match the redirect URI and the PKCE verifier, and — if the client names
 a resource — that resource (RFC 8707 §2.2). A replayed code revokes what it produced (§10.5).
 The credential policy is asked again at redemption: a code issued before the user was disabled,
-lost access upstream or withdrew consent yields nothing.
+lost access upstream or withdrew consent yields nothing. A code issued for a `dpop_jkt` needs a proof
+by that key (RFC 9449 §10); with a proof, the tokens are bound to its key.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from mcp_auth_server.oauth.rfc7636_pkce import verifier_matches
 from mcp_auth_server.oauth.rfc8252_redirect_uris import matches_registered
 from mcp_auth_server.oauth.rfc8707_resource_indicators import InvalidResource
 from mcp_auth_server.oauth.rfc9068_access_tokens import issue_access_token, new_jti
+from mcp_auth_server.oauth.rfc9449_dpop import check_code_binding, require_proof
 from mcp_auth_server.oauth.scopes import OFFLINE_ACCESS
 from mcp_auth_server.policy.admission import request_policy
 from mcp_auth_server.policy.credentials import CredentialRefused
@@ -72,6 +74,8 @@ async def exchange_code(
             raise invalid_target(str(exc)) from None
         if named != [stored.resource]:
             raise invalid_target("resource differs from the one authorized")
+    check_code_binding(stored.dpop_jkt, request.dpop)
+    require_proof(stored.resource, runtime.resources.dpop_required(stored.resource), request.dpop)
     question = Question(
         Path.CODE_REDEMPTION,
         client_standing(client),
@@ -97,6 +101,7 @@ async def exchange_code(
         auth_time=stored.auth_time,
         lifetime=settings.auth_refresh_token_ttl if offline else settings.auth_access_token_ttl,
         generation=1 if offline else 0,
+        dpop_jkt=request.dpop_jkt,
     )
     access = issue_access_token(
         runtime.keyring.signer(),
@@ -110,6 +115,7 @@ async def exchange_code(
         auth_time=stored.auth_time,
         profile=public_profile(stored.profile),
         jti=produced.access_token_jti,
+        dpop_jkt=request.dpop_jkt,
     )
     refresh = await add_refresh_token(sql, grant_id, 1, stored.scopes) if offline else None
     return TokenResult.of(access, stored.scopes, refresh)
@@ -118,7 +124,13 @@ async def exchange_code(
 async def _revoke_what_the_code_produced(
     session: AsyncSession, code: AuthorizationCode, client_id: str
 ) -> None:
-    audit.record(session, "code_replay", client_id=client_id, grant_id=code.grant_id)
+    audit.record(
+        session,
+        "code_replay",
+        client_id=client_id,
+        grant_id=code.grant_id,
+        **audit.key_binding(code.dpop_jkt),
+    )
     if code.grant_id is not None:
         await revoke_grants(session, "code_replay", grant_id=code.grant_id)
     if code.access_token_jti is not None and code.access_token_expires_at is not None:

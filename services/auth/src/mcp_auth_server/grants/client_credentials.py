@@ -15,6 +15,7 @@ from mcp_auth_server.grants.requests import ClientCredentialsRequest
 from mcp_auth_server.grants.results import TokenResult
 from mcp_auth_server.oauth.errors import invalid_target
 from mcp_auth_server.oauth.rfc9068_access_tokens import issue_access_token
+from mcp_auth_server.oauth.rfc9449_dpop import require_proof
 from mcp_auth_server.oauth.scopes import parse_scope
 from mcp_auth_server.policy.admission import request_policy
 from mcp_auth_server.policy.credentials import CredentialRefused
@@ -42,6 +43,7 @@ async def client_credentials(
         await request_policy(runtime, session).decide(question)
     except CredentialRefused as refused:
         raise refused.oauth_error() from None
+    require_proof(resource.resource, resource.dpop_required, request.dpop)
     settings = runtime.settings
     access = issue_access_token(
         runtime.keyring.signer(),
@@ -51,5 +53,6 @@ async def client_credentials(
         client_id=client.client_id,
         scopes=scopes,
         ttl=settings.auth_access_token_ttl,
+        dpop_jkt=request.dpop_jkt,
     )
     return TokenResult.of(access, scopes)

@@ -5,7 +5,9 @@ its grant are revoked (RFC 9700 §4.14.2) — except the immediately previous to
 AUTH_REFRESH_GRACE_SECONDS, which yields fresh tokens once, so a client that lost a response (or
 refreshes from two egress addresses at once) is not logged out. Scope may only narrow (§6);
 `resource` may not change (RFC 8707 §2.2). The credential policy decides before anything is written:
-a user no longer admitted upstream is deprovisioned here, and the refusal sticks.
+a user no longer admitted upstream is deprovisioned here, and the refusal sticks. With a DPoP proof the
+new tokens are bound to its key; a public client's bound refresh token needs a proof by its key
+(RFC 9449 §5), checked before reuse detection, so a stolen bound token cannot even burn the family.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from mcp_auth_server.grants.results import TokenResult
 from mcp_auth_server.oauth.errors import invalid_grant, invalid_scope, invalid_target
 from mcp_auth_server.oauth.rfc8707_resource_indicators import InvalidResource
 from mcp_auth_server.oauth.rfc9068_access_tokens import issue_access_token
+from mcp_auth_server.oauth.rfc9449_dpop import refresh_key_mismatch, require_proof
 from mcp_auth_server.oauth.scopes import parse_scope
 from mcp_auth_server.policy.admission import request_policy
 from mcp_auth_server.policy.credentials import CredentialRefused
 from mcp_auth_server.policy.question import Path, Question
 from mcp_auth_server.runtime import Runtime
 from mcp_auth_server.store import audit
+from mcp_auth_server.store.clients import is_public
 from mcp_auth_server.store.grants import Family, advance_family, read_family
 from mcp_auth_server.store.revocation import revoke_grants
 from mcp_auth_server.store.standings import client_standing
@@ -42,7 +46,21 @@ async def refresh(
         raise invalid_grant("unknown refresh token")
     if family.client_id != client.client_id:
         raise invalid_grant("the refresh token was issued to another client")
+    if refresh_key_mismatch(family.dpop_jkt, request.dpop_jkt, public_client=is_public(client)):
+        audit.record(
+            session,
+            "refresh_token_key_mismatch",
+            user_id=family.user.id if family.user else None,
+            client_id=client.client_id,
+            grant_id=family.grant_id,
+            proof_dpop_jkt=request.dpop_jkt,
+            **audit.key_binding(family.dpop_jkt),
+        )
+        raise invalid_grant(
+            "the refresh token is bound to a DPoP key: send a proof by that key", persist=True
+        )
     _check_resource(runtime, request.resource, family)
+    require_proof(family.resource, runtime.resources.dpop_required(family.resource), request.dpop)
     scopes = parse_scope(request.scope) or family.scopes
     if not set(scopes) <= set(family.scopes):
         raise invalid_scope("a refresh can only narrow the granted scopes")
@@ -70,9 +88,10 @@ async def refresh(
             grant_id=family.grant_id,
             generation=family.generation,
             newest_generation=family.newest,
+            **audit.key_binding(family.dpop_jkt),
         )
         raise invalid_grant("the refresh token was already used; the grant is revoked", persist=True)
-    refresh_token = await advance_family(session, family, settle)
+    refresh_token = await advance_family(session, family, settle, request.dpop_jkt)
     assert family.user is not None  # the policy refuses a refresh without a user
     access = issue_access_token(
         runtime.keyring.signer(),
@@ -85,6 +104,7 @@ async def refresh(
         grant_id=family.grant_id,
         auth_time=family.auth_time,
         profile=public_profile(family.profile),
+        dpop_jkt=request.dpop_jkt,
     )
     return TokenResult.of(access, scopes, refresh_token)
 

@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mcp_auth_kit.rfc9449_dpop_proofs import DPoPProof
+
 Required = Field(min_length=1)
 
 
@@ -17,6 +19,13 @@ class GrantRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     resource: list[str] = []
+    # RFC 9449 §5: the request's DPoP header, verified by the endpoint (never a form parameter).
+    dpop: DPoPProof | None = None
+
+    @property
+    def dpop_jkt(self) -> str | None:
+        """The thumbprint of the key the issued tokens are bound to; None: bearer tokens."""
+        return self.dpop.jkt if self.dpop is not None else None
 
 
 class AuthorizationCodeRequest(GrantRequest):

@@ -5,7 +5,9 @@ confidential client, it presents the user's token (whose `aud` must be that very
 receives the user's upstream (GitHub, Google, OIDC) token, renewed first when it is about to
 expire. The upstream token is a credential like any other: the subject token must still be good
 (its grant alive, the user admitted), and the resource's upstream-token scope (`upstream_token_scope`
-in AUTH_RESOURCES) must be in the token and in the user's consent. Every exchange is audited.
+in AUTH_RESOURCES) must be in the token and in the user's consent. Every exchange is audited. A subject
+token bound to a DPoP key (RFC 9449) needs no proof here: the resource server authenticates as itself,
+and an upstream token cannot be bound to the client's key, so the answer is a bearer token.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from mcp_auth_server.oauth.errors import (
     unauthorized_client,
 )
 from mcp_auth_server.oauth.rfc9068_access_tokens import InvalidAccessToken, audiences, verify_access_token
+from mcp_auth_server.oauth.rfc9449_dpop import bound_key
 from mcp_auth_server.policy.access_tokens import check_still_good
 from mcp_auth_server.policy.admission import request_policy
 from mcp_auth_server.policy.credentials import CredentialRefused
@@ -75,6 +78,7 @@ async def exchange_for_upstream(
         client_id=client.client_id,
         audience=audience,
         jti=claims["jti"],
+        **audit.key_binding(bound_key(claims)),
     )
     expires_in = None if tokens.expires_at is None else max(0, tokens.expires_at - now())
     return TokenResult(tokens.access_token, expires_in, issued_token_type=ACCESS_TOKEN_TYPE)

@@ -5,6 +5,7 @@ Never from request headers: a spoofed Host or X-Forwarded-* must not change what
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 GRANT_TYPES = [
@@ -17,7 +18,12 @@ CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
 
 
 def authorization_server_metadata(
-    issuer: str, scopes: list[str], *, client_metadata_documents: bool = True, registration: bool = True
+    issuer: str,
+    scopes: list[str],
+    *,
+    client_metadata_documents: bool = True,
+    registration: bool = True,
+    dpop_algorithms: Sequence[str] = (),
 ) -> dict[str, Any]:
     document: dict[str, Any] = {
         "issuer": issuer,
@@ -40,6 +46,9 @@ def authorization_server_metadata(
         # draft-ietf-oauth-client-id-metadata-document §5: https client_ids are fetched, with `none` auth.
         "client_id_metadata_document_supported": client_metadata_documents,
     }
+    if dpop_algorithms:
+        # RFC 9449 §5.1: DPoP is supported, with proofs signed by these algorithms.
+        document["dpop_signing_alg_values_supported"] = list(dpop_algorithms)
     if not registration:
         del document["registration_endpoint"]
     return document

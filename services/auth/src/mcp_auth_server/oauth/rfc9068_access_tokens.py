@@ -3,7 +3,8 @@
 RFC 9068 §2.1: header `typ` is `at+jwt`; §2.2: `iss`, `exp`, `aud`, `sub`, `client_id`, `iat`,
 `jti` are required and `auth_time` is carried when the user authenticated; §2.2.3: `scope`.
 A user's token also names its grant (`grant_id`, not a secret): revoking one grant ends exactly
-its own tokens wherever they are checked against us, never a sibling grant's.
+its own tokens wherever they are checked against us, never a sibling grant's. A token bound to a DPoP
+key carries the key's thumbprint as `cnf.jkt` (RFC 9449 §6.1, RFC 7800 §3.1).
 Upstream tokens never go in here: tools get them by token exchange (RFC 8693).
 """
 
@@ -40,6 +41,7 @@ class IssuedAccessToken:
     token: str
     jti: str
     expires_in: int
+    dpop_jkt: str | None = None  # the key it is bound to (RFC 9449): token_type DPoP
 
 
 def issue_access_token(
@@ -55,6 +57,7 @@ def issue_access_token(
     auth_time: int | None = None,
     profile: dict[str, Any] | None = None,
     jti: str | None = None,
+    dpop_jkt: str | None = None,
 ) -> IssuedAccessToken:
     moment = now()
     jti = jti or new_jti()
@@ -73,10 +76,12 @@ def issue_access_token(
         claims[GRANT_CLAIM] = grant_id
     if auth_time is not None:
         claims["auth_time"] = auth_time
+    if dpop_jkt is not None:
+        claims["cnf"] = {"jkt": dpop_jkt}
     token = jwt.encode(
         claims, signer.private_key, algorithm=signer.algorithm, headers={"typ": "at+jwt", "kid": signer.kid}
     )
-    return IssuedAccessToken(token=token, jti=jti, expires_in=ttl)
+    return IssuedAccessToken(token=token, jti=jti, expires_in=ttl, dpop_jkt=dpop_jkt)
 
 
 class InvalidAccessToken(Exception):

@@ -25,6 +25,7 @@ AuditEventName = Literal[
     "code_replay",
     "consent_denied",
     "grant_revoked",
+    "refresh_token_key_mismatch",
     "refresh_token_reuse",
     "sign_in",
     "sign_in_refused",
@@ -37,6 +38,7 @@ EVENT_NAMES: tuple[str, ...] = get_args(AuditEventName)
 # Events that mean someone may be attacking or a user lost access: alert on these.
 SECURITY_EVENTS = {
     "refresh_token_reuse",
+    "refresh_token_key_mismatch",  # a DPoP-bound refresh token without a proof by its key: likely stolen
     "code_replay",
     "sign_in_refused",
     "upstream_access_lost",
@@ -44,6 +46,11 @@ SECURITY_EVENTS = {
 }
 # Alerts count these (deploy/monitoring/alerts.yaml); the rows and log lines say who and what.
 AUDIT_EVENTS = Counter("mcp_auth_audit_events_total", "Audit events recorded, by event", ["event"])
+
+
+def key_binding(dpop_jkt: Any) -> dict[str, Any]:
+    """Details saying a grant or token is bound to a DPoP key (RFC 9449): the key's thumbprint, if so."""
+    return {"dpop_jkt": dpop_jkt} if isinstance(dpop_jkt, str) else {}
 
 
 def record(

@@ -33,6 +33,7 @@ def issue_code(
     scopes: list[str],
     auth_time: int,
     ttl: int,
+    dpop_jkt: str | None = None,
 ) -> str:
     code = new_secret()
     moment = now()
@@ -48,6 +49,7 @@ def issue_code(
             auth_time=auth_time,
             created_at=moment,
             expires_at=moment + ttl,
+            dpop_jkt=dpop_jkt,
         )
     )
     return code
@@ -72,6 +74,7 @@ class RedeemedCode:
     scopes: list[str]
     auth_time: int
     expires_at: int
+    dpop_jkt: str | None  # RFC 9449 §10: redeemable only with a proof by this key
     profile: dict[str, Any]  # the user's public profile (the code's user exists: ON DELETE CASCADE)
     user: UserStanding  # what the credential policy decides on, read in the same statement
     consent: ConsentStanding | None
@@ -110,6 +113,7 @@ _REDEEMED = (
     "scopes",
     "auth_time",
     "expires_at",
+    "dpop_jkt",
 )
 _RETURNED_ALONG = ", ".join(
     [f"(SELECT {columns(User, name)} {_USER}) AS {name}" for name in PROFILE_COLUMNS]

@@ -32,6 +32,7 @@ def create_request(
     resource: str,
     scopes: list[str],
     browser_binding: str,
+    dpop_jkt: str | None = None,
 ) -> str:
     request_id = new_secret()
     moment = now()
@@ -47,6 +48,7 @@ def create_request(
             browser_binding_hash=hash_secret(browser_binding),
             created_at=moment,
             expires_at=moment + REQUEST_TTL,
+            dpop_jkt=dpop_jkt,
         )
     )
     return request_id

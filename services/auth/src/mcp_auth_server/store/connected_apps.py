@@ -38,6 +38,7 @@ class ConnectedResource:
     granted_at: int
     last_used_at: int | None
     grant_ids: list[str] = field(default_factory=list)
+    key_bound: bool = False  # some grant's tokens are bound to the application's DPoP key (RFC 9449)
 
 
 @dataclass
@@ -89,13 +90,21 @@ def by_application(held: Iterable[HeldGrant]) -> list[ConnectedApp]:
         connected.granted_at = min(connected.granted_at, grant.created_at)
         connected.last_used_at = max(connected.last_used_at or 0, grant.last_used_at or 0) or None
         connected.grant_ids.append(grant.id)
+        connected.key_bound = connected.key_bound or grant.dpop_jkt is not None
     return list(apps.values())
 
 
-async def revoke_connection(session: AsyncSession, user_id: str, client_id: str, resource: str) -> list[str]:
-    """End every live grant of this user to `client_id` for `resource`, and forget the consent behind them."""
+async def revoke_connection(
+    session: AsyncSession, user_id: str, client_id: str, resource: str
+) -> list[tuple[str, str | None]]:
+    """End every live grant of this user to `client_id` for `resource`, and forget the consent behind them;
+    each ended grant's id, with the DPoP key it was bound to (for the audit log)."""
     ended = await revoke_grants(
         session, "revoked_by_user", user_id=user_id, client_id=client_id, resource=resource
     )
     await forget_consent(session, user_id, client_id, resource)
-    return ended
+    keys = {
+        row.id: row.dpop_jkt
+        for row in await session.execute(select(Grant.id, Grant.dpop_jkt).where(Grant.id.in_(ended)))
+    }
+    return [(grant_id, keys.get(grant_id)) for grant_id in ended]

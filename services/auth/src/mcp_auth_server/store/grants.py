@@ -2,7 +2,8 @@
 
 Every use of a refresh token rotates it; `Family.settlement` says how a presented token settles,
 and grants/refresh_token.py decides the rest. Concurrent refreshes of one family serialise on the
-grant row (SELECT ... FOR UPDATE).
+grant row (SELECT ... FOR UPDATE). A grant remembers the DPoP key its tokens were last bound to
+(`dpop_jkt`, RFC 9449): the key a public client's refresh tokens need a proof by.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ from mcp_auth_server.store.users import PROFILE_COLUMNS
 ADD_GRANT = Statement(
     insert_into(
         Grant,
-        **{name: f":{name}" for name in ("id", "user_id", "client_id", "resource", "scopes", "auth_time")},
+        **{
+            name: f":{name}"
+            for name in ("id", "user_id", "client_id", "resource", "scopes", "auth_time", "dpop_jkt")
+        },
         created_at=":moment",
         expires_at=":expires_at",
         last_used_at=":moment",
@@ -60,6 +64,7 @@ async def add_grant(
     lifetime: int,
     grant_id: str | None = None,
     generation: int = 0,
+    dpop_jkt: str | None = None,
 ) -> str:
     """Insert a grant; its id."""
     grant_id = grant_id or str(uuid.uuid4())
@@ -75,6 +80,7 @@ async def add_grant(
         moment=moment,
         expires_at=moment + lifetime,
         generation=generation,
+        dpop_jkt=dpop_jkt,
     )
     return grant_id
 
@@ -111,6 +117,7 @@ class Family:
     client_id: str
     resource: str
     auth_time: int | None
+    dpop_jkt: str | None  # the DPoP key the family's tokens are bound to (RFC 9449)
     grant: GrantStanding
     user: UserStanding | None  # None for a grant without a user (its user exists: ON DELETE CASCADE)
     profile: dict[str, Any]  # the user's public profile (store.users.public_profile)
@@ -146,6 +153,7 @@ _FAMILY_READ = ", ".join(
             "auth_time",
             "expires_at",
             "revoked_at",
+            "dpop_jkt",
             alias="g",
         ),
         columns(Grant, alias="g", newest="generation"),
@@ -167,7 +175,8 @@ ROTATE_FAMILY = Statement(
 )
 USE_GRACE = Statement("UPDATE refresh_tokens SET grace_used = true WHERE token_hash = :presented_hash")
 ADVANCE_GRANT = Statement(
-    "UPDATE grants SET last_used_at = :moment, generation = :newest WHERE id = :grant_id"
+    "UPDATE grants SET last_used_at = :moment, generation = :newest, dpop_jkt = :dpop_jkt"
+    " WHERE id = :grant_id"
 )
 
 
@@ -191,6 +200,7 @@ async def read_family(session: AsyncSession, presented: str, provider: str) -> F
         client_id=row["client_id"],
         resource=row["resource"],
         auth_time=row["auth_time"],
+        dpop_jkt=row["dpop_jkt"],
         grant=GrantStanding(row["id"], row["revoked_at"] is not None, row["expires_at"]),
         user=None if user_id is None else user_standing(row, user_id),
         profile={column: row[column] for column in PROFILE_COLUMNS},
@@ -198,8 +208,13 @@ async def read_family(session: AsyncSession, presented: str, provider: str) -> F
     )
 
 
-async def advance_family(session: AsyncSession, family: Family, settle: Statement) -> str:
-    """Settle the presented token and add the family's next generation; the new refresh token in clear."""
+async def advance_family(
+    session: AsyncSession, family: Family, settle: Statement, dpop_jkt: str | None = None
+) -> str:
+    """Settle the presented token and add the family's next generation; the new refresh token in clear.
+
+    `dpop_jkt`: the key this refresh's proof was made with (None: none), to which the grant's tokens
+    are bound from now on."""
     fresh = new_secret()
     await (await Sql.of(session)).execute_together(
         settle,
@@ -212,6 +227,7 @@ async def advance_family(session: AsyncSession, family: Family, settle: Statemen
         generation=family.generation + 1,
         scopes=family.scopes,
         newest=max(family.newest, family.generation + 1),
+        dpop_jkt=dpop_jkt,
     )
     return fresh
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mcp_auth_server.db.models import Resource
 from mcp_auth_server.oauth.rfc8707_resource_indicators import InvalidResource, canonical_resource
 from mcp_auth_server.oauth.scopes import OFFLINE_ACCESS
-from mcp_auth_server.settings import ResourceConfig
+from mcp_auth_server.settings import DPoPPolicy, ResourceConfig
 
 
 class UnknownResource(Exception):
@@ -33,6 +33,11 @@ class RegisteredResource:
     upstream_token_scope: str | None = None
     scope_descriptions: Mapping[str, str] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()  # other identifiers clients may use for it (its /sse endpoint)
+    dpop: DPoPPolicy = "allowed"  # RFC 9449: "required" refuses token requests without a proof
+
+    @property
+    def dpop_required(self) -> bool:
+        return self.dpop == "required"
 
 
 def registered(config: ResourceConfig) -> RegisteredResource:
@@ -45,6 +50,7 @@ def registered(config: ResourceConfig) -> RegisteredResource:
         upstream_token_scope=config.upstream_token_scope,
         scope_descriptions=dict(config.scope_descriptions),
         aliases=tuple(config.aliases),
+        dpop=config.dpop,
     )
 
 
@@ -59,6 +65,7 @@ def merged(rows: Sequence[Resource], configured: list[RegisteredResource]) -> di
             row.upstream_token_scope,
             dict(row.scope_descriptions),
             tuple(row.aliases),
+            dpop="required" if row.dpop == "required" else "allowed",
         )
         for row in rows
     }
@@ -111,6 +118,11 @@ class ResourceRegistry:
     def get(self, resource: str) -> RegisteredResource | None:
         """The resource registered under exactly this canonical URL (a token's `aud`, a grant's resource)."""
         return self._by_resource.get(resource)
+
+    def dpop_required(self, resource: str) -> bool:
+        """Whether the resource (canonical: a code's or grant's) takes DPoP-bound tokens only (RFC 9449)."""
+        found = self._by_resource.get(resource)
+        return found is not None and found.dpop_required
 
     def find(self, value: str) -> RegisteredResource:
         """The registered resource a client's `resource` value names (RFC 8707 §2), or UnknownResource."""

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-ALLOW_HEADERS = "Authorization, Content-Type, MCP-Protocol-Version"
+ALLOW_HEADERS = "Authorization, Content-Type, MCP-Protocol-Version, DPoP"
+# RFC 9449 §7.1, §8: browser clients must be able to read the challenge and the next DPoP nonce.
+EXPOSE_HEADERS = b"WWW-Authenticate, DPoP-Nonce"
 
 
 class OpenCorsForPaths:
@@ -43,7 +45,7 @@ class OpenCorsForPaths:
                 message["headers"] = [
                     *message.get("headers", []),
                     (b"access-control-allow-origin", b"*"),
-                    (b"access-control-expose-headers", b"WWW-Authenticate"),
+                    (b"access-control-expose-headers", EXPOSE_HEADERS),
                 ]
             await send(message)
 

@@ -1,0 +1,89 @@
+"""Single-use identifiers ("has this DPoP proof's `jti` been seen?"), in memory or shared through Redis.
+
+RFC 9449 §11.1: a server remembers each proof's `jti` for as long as the proof would be accepted, so a
+captured proof cannot be played again. Replicas of one server behind a load balancer must share that
+memory, or a replay succeeds at the next replica: `RedisReplayCache` (one `SET NX EXAT` per proof).
+`MemoryReplayCache` serves a single process. Identifiers are attacker-chosen text of any length, so
+only their SHA-256 is kept (§11.1: "store only a hash thereof").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+logger = logging.getLogger(__name__)
+
+
+def replay_key(namespace: str, identifier: str) -> str:
+    return f"{namespace}:{hashlib.sha256(identifier.encode()).hexdigest()}"
+
+
+class ReplayCache(Protocol):
+    async def first_use(self, namespace: str, identifier: str, expires_at: int) -> bool:
+        """True the first time (`namespace`, `identifier`) is presented, False on every later call.
+
+        `expires_at` (epoch seconds): after it the credential carrying the identifier is refused
+        anyway, so it need not be remembered longer.
+        """
+        ...
+
+
+class RedisReplayCache:
+    """Shared by every process that uses the same Redis (and prefix)."""
+
+    def __init__(self, redis: Redis, prefix: str = "mcp-auth:used:") -> None:
+        self._redis = redis
+        self._prefix = prefix
+
+    async def first_use(self, namespace: str, identifier: str, expires_at: int) -> bool:
+        # EXAT must lie ahead: a credential expiring this very second is still remembered for one.
+        expiry = max(expires_at, math.ceil(time.time()) + 1)
+        stored = await self._redis.set(
+            self._prefix + replay_key(namespace, identifier), 1, nx=True, exat=expiry
+        )
+        return bool(stored)
+
+
+class MemoryReplayCache:
+    """One process's memory, bounded: when full of live entries it refuses (fails closed) rather than
+    forgetting an identifier that could then be replayed."""
+
+    def __init__(self, max_entries: int = 200_000, now: Callable[[], float] = time.time) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self._max_entries = max_entries
+        self._now = now
+        self._expiry: dict[str, float] = {}
+        self._by_expiry: list[tuple[float, str]] = []
+
+    async def first_use(self, namespace: str, identifier: str, expires_at: int) -> bool:
+        now = self._now()
+        self._forget_expired(now)
+        key = replay_key(namespace, identifier)
+        if key in self._expiry:
+            return False
+        if len(self._expiry) >= self._max_entries:
+            logger.warning(
+                "replay cache full (%d live entries): refusing a new identifier", len(self._expiry)
+            )
+            return False
+        self._expiry[key] = expires_at
+        heapq.heappush(self._by_expiry, (expires_at, key))
+        return True
+
+    def __len__(self) -> int:
+        return len(self._expiry)
+
+    def _forget_expired(self, now: float) -> None:
+        while self._by_expiry and self._by_expiry[0][0] < now:
+            _, key = heapq.heappop(self._by_expiry)
+            del self._expiry[key]

@@ -1,0 +1,62 @@
+"""Single-use identifiers: once in memory, once across processes through Redis."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from mcp_auth_kit.replay_cache import MemoryReplayCache, RedisReplayCache
+
+
+async def test_an_identifier_is_accepted_once_per_namespace() -> None:
+    cache = MemoryReplayCache()
+    expires_at = int(time.time()) + 60
+    assert await cache.first_use("a", "jti-1", expires_at)
+    assert not await cache.first_use("a", "jti-1", expires_at)
+    assert await cache.first_use("b", "jti-1", expires_at)
+
+
+async def test_expired_identifiers_are_forgotten() -> None:
+    clock = [1000.0]
+    cache = MemoryReplayCache(now=lambda: clock[0])
+    assert await cache.first_use("a", "jti", 1060)
+    clock[0] = 1061
+    assert await cache.first_use("a", "other", 1120)
+    assert len(cache) == 1
+    assert await cache.first_use("a", "jti", 1120)  # after its credential would be refused anyway
+
+
+async def test_a_full_cache_refuses_instead_of_forgetting_live_identifiers() -> None:
+    cache = MemoryReplayCache(max_entries=2)
+    expires_at = int(time.time()) + 60
+    assert await cache.first_use("a", "1", expires_at)
+    assert await cache.first_use("a", "2", expires_at)
+    assert not await cache.first_use("a", "3", expires_at)
+    assert not await cache.first_use("a", "1", expires_at)
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    client = Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+async def test_redis_remembers_across_clients_until_expiry(redis: Redis) -> None:
+    prefix = f"kit-test:{uuid.uuid4().hex}:"
+    first, second = RedisReplayCache(redis, prefix), RedisReplayCache(redis, prefix)
+    expires_at = int(time.time()) + 30
+    assert await first.first_use("dpop", "jti", expires_at)
+    assert not await second.first_use("dpop", "jti", expires_at)
+    keys = [key async for key in redis.scan_iter(match=f"{prefix}*")]
+    assert len(keys) == 1
+    assert b"jti" not in keys[0]  # only the identifier's hash is stored
+    ttl = await redis.ttl(keys[0])
+    assert 25 <= ttl <= 31
+    await redis.delete(*keys)
