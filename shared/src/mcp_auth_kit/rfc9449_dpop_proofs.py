@@ -45,6 +45,9 @@ DEFAULT_MAX_FUTURE = 10.0  # §11.1: clients' clocks may run a little ahead
 MAX_PROOF_LENGTH = 8192  # an RSA-4096 key in the header still fits
 MAX_JTI_LENGTH = 256  # §11.1: refuse unnecessarily large jti values
 MIN_RSA_BITS = 2048
+# FIPS 186-4 B.3.1: 2^16 < e < 2^256. A longer exponent makes every signature check as costly as a
+# private-key operation: anyone could send such proofs to /token at a hundred times the usual cost.
+MAX_RSA_EXPONENT = 2**256
 # RFC 7518 §6.2.2, §6.3.2, §6.4 and RFC 8037 §2: members that only a private or symmetric key has.
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
@@ -172,8 +175,11 @@ def _proof_key(header_segment: str, allowed: frozenset[str]) -> _ProofKey:
         key = parsed.Algorithm.prepare_key(parsed.key)  # e.g. refuses a P-384 key under ES256
     except (jwt.PyJWTError, ValueError, TypeError, KeyError):
         raise InvalidDPoPProof("jwk is not a public key for this alg") from None
-    if isinstance(key, RSAPublicKey) and key.key_size < MIN_RSA_BITS:
-        raise InvalidDPoPProof(f"RSA keys must have at least {MIN_RSA_BITS} bits")
+    if isinstance(key, RSAPublicKey):
+        if key.key_size < MIN_RSA_BITS:
+            raise InvalidDPoPProof(f"RSA keys must have at least {MIN_RSA_BITS} bits")
+        if key.public_numbers().e >= MAX_RSA_EXPONENT:
+            raise InvalidDPoPProof("the RSA public exponent must be below 2^256")
     return _ProofKey(parsed.Algorithm, key, jwk_thumbprint(key))
 
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mcp_auth_kit.dpop_client import DPoPKey
+from mcp_auth_kit.replay_cache import MemoryReplayCache
+from mcp_auth_kit.rfc9449_dpop_proofs import DPoPProofVerifier, InvalidDPoPProof
+from mcp_testing.dpop_proofs import craft
 
 from .conftest import (
     LEGACY_HEADERS,
@@ -47,3 +53,31 @@ async def test_replay_memory_outage_is_503_not_500(issuer: IssuerStandIn, es256:
     assert response.headers["retry-after"]
     assert response.json()["error"] == "temporarily_unavailable"
     assert served.notes.executed == []
+
+
+def _rsa_key_with_exponent(bits: int) -> rsa.RSAPrivateKey:
+    """A genuine RSA key pair whose public exponent has `bits` bits (cryptography only generates 65537)."""
+    base = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_numbers()
+    p, q = base.p, base.q
+    phi = (p - 1) * (q - 1)
+    e = (1 << (bits - 1)) | 1
+    while math.gcd(e, phi) != 1:
+        e += 2
+    d = pow(e, -1, phi)
+    public = rsa.RSAPublicNumbers(e, p * q)
+    numbers = rsa.RSAPrivateNumbers(
+        p, q, d, rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q), rsa.rsa_crt_iqmp(p, q), public
+    )
+    return numbers.private_key()
+
+
+def test_an_rsa_proof_key_with_a_huge_exponent_is_refused() -> None:
+    """Anyone may send /token a proof: a jwk whose exponent is as long as its modulus makes each
+    signature check cost a private-key operation (~100x an ordinary proof), for free. FIPS 186-4
+    B.3.1 keeps e below 2^256; a real client's key (65537) is far below that."""
+    expensive = _rsa_key_with_exponent(2000)
+    verifier = DPoPProofVerifier(replay=MemoryReplayCache(), replay_namespace="test")
+    with pytest.raises(InvalidDPoPProof, match="exponent"):
+        verifier.check(craft(expensive, "RS256"), method="POST", url="https://as.example.com/token")
+    ordinary = craft(rsa.generate_private_key(public_exponent=65537, key_size=2048), "RS256")
+    assert verifier.check(ordinary, method="POST", url="https://as.example.com/token").jkt
