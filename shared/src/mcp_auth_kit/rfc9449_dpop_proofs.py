@@ -3,7 +3,7 @@
 `DPoPProofVerifier.check` is §4.3 item by item, free of HTTP: the caller passes the proof, the request's
 method, the URL it was sent to — the server's own public URL, never one rebuilt from request headers — and,
 at a resource server, the access token it came with and the key that token is bound to. `verify` adds
-§11.1's replay check: each proof's `jti` is accepted once, remembered (per key) for as long as the proof
+§11.1's replay check: each proof's `jti` is accepted once, remembered (per key) for as long as any replica
 would be accepted.
 
 The public key travels inside the proof (`jwk`), so the key is parsed, checked and thumbprinted once per
@@ -77,7 +77,7 @@ class DPoPProof:
 
     jkt: str  # RFC 7638 thumbprint of the proof's key: what tokens and codes are bound to (§6.1, §10)
     jti: str
-    expires_at: int  # after this moment the proof is refused anyway (its `iat` is too old)
+    expires_at: int  # until when its jti is remembered: by then every replica refuses it as too old
 
 
 def single_proof(values: Sequence[str]) -> str | None:
@@ -271,7 +271,9 @@ class DPoPProofVerifier:
             raise InvalidDPoPProof("the proof is too old (iat)")
         if iat > now + self._max_future:
             raise InvalidDPoPProof("the proof is from the future (iat)")
-        return math.ceil(iat + self._max_age) + 1
+        # §11.1: remembered while any replica would accept it. Replicas judge `iat` by their own clocks
+        # (the shared memory forgets by its own), so allow them the skew allowed to clients: max_future.
+        return math.ceil(iat + self._max_age + self._max_future) + 1
 
     def _check_nonce(self, nonce: Any) -> None:
         if self.nonces is None:

@@ -81,3 +81,22 @@ def test_an_rsa_proof_key_with_a_huge_exponent_is_refused() -> None:
         verifier.check(craft(expensive, "RS256"), method="POST", url="https://as.example.com/token")
     ordinary = craft(rsa.generate_private_key(public_exponent=65537, key_size=2048), "RS256")
     assert verifier.check(ordinary, method="POST", url="https://as.example.com/token").jkt
+
+
+async def test_a_proof_replayed_to_a_replica_whose_clock_lags_is_refused() -> None:
+    """Replicas share the jti memory (Redis: it forgets by its own clock), but judge `iat` by theirs.
+    A replica 5 s behind still accepts a proof 5 s after the shared memory would have forgotten it,
+    if the memory keeps it only for as long as a replica on time would accept it: replay it there
+    then. The verifier tolerates clocks up to its max_future apart, so the memory must too."""
+    issued = 1_000_000
+    shared_clock = [float(issued)]
+    shared = MemoryReplayCache(now=lambda: shared_clock[0])
+    on_time = DPoPProofVerifier(replay=shared, replay_namespace="s", now=lambda: shared_clock[0])
+    lagging = DPoPProofVerifier(replay=shared, replay_namespace="s", now=lambda: shared_clock[0] - 5)
+    proof = craft(
+        rsa.generate_private_key(public_exponent=65537, key_size=2048), "RS256", claims={"iat": issued}
+    )
+    await on_time.verify(proof, method="POST", url="https://as.example.com/token")
+    shared_clock[0] = issued + 63  # on_time refuses it as too old by now; the lagging replica does not
+    with pytest.raises(InvalidDPoPProof, match="already used"):
+        await lagging.verify(proof, method="POST", url="https://as.example.com/token")
