@@ -4,7 +4,7 @@
 method, the URL it was sent to — the server's own public URL, never one rebuilt from request headers — and,
 at a resource server, the access token it came with and the key that token is bound to. `verify` adds
 §11.1's replay check: each proof's `jti` is accepted once, remembered (per key) for as long as any replica
-would be accepted.
+would accept it.
 
 The public key travels inside the proof (`jwk`), so the key is parsed, checked and thumbprinted once per
 distinct proof header (a client's headers are byte-identical from proof to proof) and cached; the
