@@ -1,7 +1,9 @@
-"""Red-team findings against the kit's DPoP checks (RFC 9449): one attack per test, named after it."""
+"""Red-team findings against the kit (token checks, DPoP): one attack per test, named after it."""
 
 from __future__ import annotations
 
+import base64
+import json
 import math
 from typing import Any
 
@@ -100,3 +102,21 @@ async def test_a_proof_replayed_to_a_replica_whose_clock_lags_is_refused() -> No
     shared_clock[0] = issued + 63  # on_time refuses it as too old by now; the lagging replica does not
     with pytest.raises(InvalidDPoPProof, match="already used"):
         await lagging.verify(proof, method="POST", url="https://as.example.com/token")
+
+
+def _b64_json(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize("alg", [["ES256"], {"ES256": 1}])
+async def test_an_access_token_whose_alg_is_not_a_string_is_invalid_token_not_a_500(
+    served: Served, alg: Any
+) -> None:
+    """Anyone can send any JWS header: an `alg` that is a JSON array or object reached a dict lookup
+    (unhashable: TypeError) and every kit-protected server answered 500. RFC 7515 §4.1.1: a string."""
+    forged = f"{_b64_json({'alg': alg, 'typ': 'at+jwt', 'kid': 'k'})}.{_b64_json({})}.AAAA"
+    headers = {**LEGACY_HEADERS, "Authorization": f"Bearer {forged}"}
+    async with httpx.AsyncClient() as client:
+        response = await client.post(served.resource_url, json=tool_call("list_notes"), headers=headers)
+    assert response.status_code == 401, response.text
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
