@@ -120,3 +120,22 @@ async def test_an_access_token_whose_alg_is_not_a_string_is_invalid_token_not_a_
         response = await client.post(served.resource_url, json=tool_call("list_notes"), headers=headers)
     assert response.status_code == 401, response.text
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
+
+
+@pytest.mark.parametrize(
+    "confirmation", [{"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}, {"jkt": 1}, "jkt"]
+)
+async def test_a_token_bound_by_a_confirmation_the_kit_cannot_check_is_not_a_bearer_token(
+    served: Served, issuer: IssuerStandIn, es256: Signer, confirmation: Any
+) -> None:
+    """A token carrying `cnf` is sender-constrained (RFC 7800 §3.1): a certificate-bound token (RFC 8705
+    §3) or a malformed `jkt` was honoured as a plain bearer token, because only a string `cnf.jkt`
+    counted as a binding. Whoever holds such a token must still prove what `cnf` names; the kit can
+    check only `jkt` (RFC 9449 §6), so anything else is refused rather than downgraded."""
+    claims = claims_for(issuer.url, served.resource_url, scope="mcp:tools", cnf=confirmation)
+    headers = {**LEGACY_HEADERS, "Authorization": f"Bearer {sign(es256, claims)}"}
+    async with httpx.AsyncClient() as client:
+        response = await client.post(served.resource_url, json=tool_call("list_notes"), headers=headers)
+    assert response.status_code == 401, response.text
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+    assert served.notes.executed == []
