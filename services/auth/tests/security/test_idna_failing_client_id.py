@@ -14,6 +14,7 @@ BAD_HOSTS = [
     "https://xn--/x",
     "https://" + "a" * 64 + ".example/x",
     "https://a\x00b.example/x",
+    "https://\u2488.example/x",
 ]
 
 

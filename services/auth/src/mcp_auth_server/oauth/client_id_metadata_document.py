@@ -99,7 +99,9 @@ def ascii_host(host: str) -> str:
         encoded = host.encode("idna").decode("ascii")
     except UnicodeError:
         raise InvalidMetadataDocument("the client_id URL's host is not a valid domain name") from None
-    if not HOST_NAME.fullmatch(encoded):
+    # Checked again after encoding: mapping can create dots (U+2488 "⒈" becomes "1."), so empty labels.
+    labels = encoded.removesuffix(".").split(".")
+    if not HOST_NAME.fullmatch(encoded) or len(encoded) > 253 or not all(0 < len(x) <= 63 for x in labels):
         raise InvalidMetadataDocument("the client_id URL's host is not a valid domain name")
     return encoded
 
