@@ -19,11 +19,13 @@ Refusals of a document are never cached; successes are cached per HTTP cache hea
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import json
 import re
 import socket
 import ssl
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -106,14 +108,23 @@ def ascii_host(host: str) -> str:
     return encoded
 
 
-async def resolve_once(host: str, port: int, *, allow_loopback: bool) -> list[str]:
-    """One DNS answer, every address in it checked; we connect only to these addresses."""
+async def resolve_once(
+    host: str, port: int, *, allow_loopback: bool, resolver: Executor | None = None
+) -> list[str]:
+    """One DNS answer, every address in it checked; we connect only to these addresses.
+
+    `resolver`: the threads that run getaddrinfo. A lookup abandoned at the deadline keeps its thread
+    until the system resolver gives up, so document hosts get threads of their own: a hostile name
+    server then delays only other documents' lookups, never the database driver's (the loop's default
+    executor)."""
     try:
         literal = ipaddress.ip_address(host)
         candidates = [literal]
     except ValueError:
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            infos = await asyncio.get_running_loop().run_in_executor(
+                resolver, functools.partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+            )
         except OSError:
             raise InvalidMetadataDocument(f"{host} does not resolve") from None
         candidates = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
@@ -129,6 +140,7 @@ class MetadataDocumentFetcher:
     ) -> None:
         self._allow_loopback = allow_loopback
         self._fetches: OutboundFetches[ClientMetadataDocument] = OutboundFetches(limits)
+        self._resolver = ThreadPoolExecutor(limits.resolver_threads, thread_name_prefix="document-dns")
         context = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else ssl.create_default_context()
         self._http = httpx.AsyncClient(
             verify=context,
@@ -140,6 +152,7 @@ class MetadataDocumentFetcher:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        self._resolver.shutdown(wait=False, cancel_futures=True)
 
     async def fetch(self, client_id: str) -> ClientMetadataDocument:
         """The document, within the bounds of oauth/outbound_fetches.py; InvalidMetadataDocument if not."""
@@ -150,7 +163,9 @@ class MetadataDocumentFetcher:
             raise InvalidMetadataDocument(f"the document could not be fetched: {refused}") from None
 
     async def _fetch(self, client_id: str, host: str, port: int) -> ClientMetadataDocument:
-        addresses = await resolve_once(host, port, allow_loopback=self._allow_loopback)
+        addresses = await resolve_once(
+            host, port, allow_loopback=self._allow_loopback, resolver=self._resolver
+        )
         for address in addresses[:-1]:
             try:
                 return await self._fetch_from(client_id, host, port, address)

@@ -41,6 +41,7 @@ class FetchLimits:
     overall: int = 32
     failing_host_seconds: int = 30
     remembered_hosts: int = 10_000
+    resolver_threads: int = 8  # DNS lookups in flight (client_id_metadata_document.resolve_once)
 
 
 DEFAULT_LIMITS = FetchLimits()
