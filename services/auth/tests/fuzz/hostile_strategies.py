@@ -112,7 +112,8 @@ def urlencoded(pairs: list[tuple[bytes, bytes]], raw: bool) -> bytes:
 def registration_bodies(draw: st.DrawFn) -> bytes:
     """A /register body: raw bytes, or JSON with hostile values where URIs and names go, keys repeated."""
     if draw(st.booleans()):
-        return draw(HOSTILE_BYTES)
+        deep = st.integers(min_value=1, max_value=30_000).map(lambda depth: b"[" * depth + b"]" * depth)
+        return draw(st.one_of(HOSTILE_BYTES, deep))
     fields = [
         "redirect_uris",
         "client_name",

@@ -12,6 +12,7 @@ huge values and repeated parameters, on /token, /authorize, /register, /revoke, 
 from __future__ import annotations
 
 import base64
+import json
 import os
 from collections.abc import Iterator
 
@@ -25,7 +26,15 @@ from mcp_testing.postgres import temporary_database
 
 from ..auth_process import dev_auth_service
 from ..conftest import RESOURCE_A
-from .hostile_strategies import HOSTILE_BYTES, parameters, registration_bodies, seeded, urlencoded
+from .hostile_strategies import (
+    HOSTILE_BYTES,
+    HOSTILE_HOSTS_LIST,
+    as_bytes,
+    parameters,
+    registration_bodies,
+    seeded,
+    urlencoded,
+)
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 SLOW = 3.0
@@ -161,12 +170,12 @@ def test_hostile_forms_never_get_a_5xx(path: str, service_url: str, known: dict[
 def test_hostile_registrations_never_get_a_5xx(service_url: str) -> None:
     with httpx.Client(base_url=service_url, trust_env=False, timeout=SLOW * 3) as http:
 
-        @fuzz_settings()
-        @given(registration_bodies())
-        def answers(body: bytes) -> None:
-            check(
-                "/register",
-                http.post("/register", content=body, headers={"content-type": "application/json"}),
-            )
+        def ask(body: bytes) -> None:
+            headers = {"content-type": "application/json"}
+            check("/register", http.post("/register", content=body, headers=headers))
 
-        answers()
+        for host in HOSTILE_HOSTS_LIST:  # every hostile host where registration takes a URI, first
+            uri = f"https://{host}/x"
+            for extra in ({"redirect_uris": [uri]}, {"logo_uri": uri}, {"client_uri": uri}):
+                ask(as_bytes(json.dumps({"redirect_uris": [REDIRECT_URI], **extra})))
+        fuzz_settings()(given(registration_bodies())(ask))()

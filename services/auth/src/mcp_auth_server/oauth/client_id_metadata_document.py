@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
-import json
 import re
 import socket
 import ssl
@@ -40,6 +39,7 @@ from mcp_auth_server.oauth.outbound_fetches import (
     OutboundFetches,
 )
 from mcp_auth_server.oauth.rfc8252_redirect_uris import InvalidRedirectUri, check_registrable
+from mcp_auth_server.oauth.rfc8259_json import InvalidJson, parse_json_text
 from mcp_auth_server.oauth.special_use_addresses import is_allowed
 
 MAX_BYTES = 5 * 1024
@@ -222,9 +222,9 @@ def max_age(cache_control: str) -> int:
 
 def parse_document(client_id: str, body: bytes, cache_seconds: int) -> ClientMetadataDocument:
     try:
-        document = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InvalidMetadataDocument("the client metadata document is not JSON") from None
+        document = parse_json_text(body)
+    except InvalidJson as exc:
+        raise InvalidMetadataDocument(f"the client metadata document is not acceptable JSON: {exc}") from None
     if not isinstance(document, dict):
         raise InvalidMetadataDocument("the client metadata document must be a JSON object")
     if document.get("client_id") != client_id:
