@@ -10,7 +10,7 @@ PYTHON_SOURCES := services shared testing deploy bench scripts
 TYPED_SOURCES := services/auth/src services/mcp/src shared/src testing/src scripts \
 	services/auth/tests services/mcp/tests shared/tests testing/tests deploy/tests
 
-.PHONY: install dev test lint docs fmt bench clean
+.PHONY: install dev test fuzz lint docs fmt bench clean
 
 $(UV):
 	python3 -m pip install --user --quiet "uv>=0.5"
@@ -39,6 +39,11 @@ docs: install
 
 test: lint docs
 	$(VENV)/bin/pytest
+
+# The fuzz tests with many more examples than `make test` draws (FUZZ_EXAMPLES, per endpoint): minutes.
+FUZZ_EXAMPLES ?= 1000
+fuzz: install
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/pytest services/auth/tests/fuzz
 
 bench: install
 	$(VENV)/bin/python bench/report.py

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 
@@ -22,6 +23,7 @@ class Answer:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     delay_seconds: float = 0.0
+    dribble_seconds: float = 0.0  # send the body one byte at a time, this long apart (a hostile host)
 
 
 @dataclass
@@ -40,4 +42,15 @@ class DocumentHost:
         answer = self.answers.get(request.url.path, Answer(status_code=404, body=b"not found"))
         if answer.delay_seconds:
             await asyncio.sleep(answer.delay_seconds)
+        if answer.dribble_seconds:
+            await StreamingResponse(_dribble(answer), answer.status_code, answer.headers)(
+                scope, receive, send
+            )
+            return
         await Response(answer.body, answer.status_code, answer.headers)(scope, receive, send)
+
+
+async def _dribble(answer: Answer) -> AsyncIterator[bytes]:
+    for index in range(len(answer.body)):
+        yield answer.body[index : index + 1]
+        await asyncio.sleep(answer.dribble_seconds)

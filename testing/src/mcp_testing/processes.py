@@ -78,6 +78,13 @@ class ServiceProcess:
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int:
+        """The process id (of the server's first process), e.g. to read its memory use."""
+        if self._process is None:
+            raise RuntimeError("the process is not running; call start() first")
+        return self._process.pid
+
+    @property
     def returncode(self) -> int | None:
         return self._process.poll() if self._process is not None else None
 

@@ -70,8 +70,10 @@ from mcp_auth_server.store.replay_cache import (
 from mcp_auth_server.store.resources import ResourceRegistry
 from mcp_auth_server.store.signing_keys import KeyRing, ensure_signing_key
 from mcp_auth_server.upstreams.registry import build_connector
+from mcp_auth_server.web.body_limits import BoundedBodies
 from mcp_auth_server.web.cookies import CookiePolicy
 from mcp_auth_server.web.cors import OpenCorsForPaths
+from mcp_auth_server.web.pages import error_page
 from mcp_auth_server.web.rate_limits import RateLimits
 
 log = logging.getLogger(__name__)
@@ -133,12 +135,22 @@ def create_app(settings: AuthSettings) -> FastAPI:
                 f"{well_known}{prefix}", metadata.metadata, methods=["GET"], include_in_schema=False
             )
             cors_paths.add(f"{well_known}{prefix}")
-    app.add_middleware(OpenCorsForPaths, paths=cors_paths)
+    too_large = page_templates()
+    app.add_middleware(
+        BoundedBodies,
+        limit=settings.auth_max_body_bytes,
+        page=lambda message: error_page(too_large, 413, "Request too large", message.capitalize() + "."),
+    )
+    app.add_middleware(OpenCorsForPaths, paths=cors_paths)  # outside: a 413 to /token carries CORS too
     # Outermost, so every response (errors included) gets a request id, a log line and metrics.
     app.add_middleware(ObservabilityMiddleware)
     setup_tracing(app, "mcp-auth-server")  # OTEL_EXPORTER_OTLP_ENDPOINT; nothing when unset
     _install_error_handlers(app)
     return app
+
+
+def page_templates() -> Environment:
+    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(), enable_async=False)
 
 
 def _operator_port(app: FastAPI, settings: AuthSettings) -> OperatorPort | None:
@@ -175,9 +187,7 @@ async def build_runtime(settings: AuthSettings) -> Runtime:
     )
     redis = Redis.from_url(settings.auth_redis_url) if settings.auth_redis_url else None
     replay: ReplayCache = RedisReplayCache(redis) if redis is not None else DatabaseReplayCache(engine)
-    templates = Environment(
-        loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(), enable_async=False
-    )
+    templates = page_templates()
     return Runtime(
         settings=settings,
         engine=engine,
@@ -190,7 +200,9 @@ async def build_runtime(settings: AuthSettings) -> Runtime:
         upstream_token_box=SecretBox(secret, "upstream-token"),
         upstream_request_box=SecretBox(secret, "upstream-request"),
         cookies=CookiePolicy(settings.auth_issuer, secret),
-        clients=ClientResolver(_metadata_document_fetcher(settings), settings.auth_client_idle_days),
+        clients=ClientResolver(
+            sessions, _metadata_document_fetcher(settings), settings.auth_client_idle_days
+        ),
         rate_limits=RateLimits(settings),
         replay=replay,
         redis=redis,

@@ -356,6 +356,21 @@ class AuthSettings(BaseSettings):
     """`on`: every DPoP proof at `/token` must carry a current server nonce (RFC 9449 §8; stateless and
     rotating, valid on every replica through `AUTH_SECRET_KEY`)."""
 
+    # Edge hardening (issue 12): request bodies, and uvicorn's own limits when it is exposed directly.
+    auth_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+    """Largest request body any endpoint reads, bytes; a longer one (declared or chunked) is refused with 413
+    after at most this much was read."""
+    auth_limit_concurrency: int | None = Field(default=1000, ge=1)
+    """Connections plus requests in progress one `mcp-auth serve` process accepts before answering 503
+    (uvicorn `--limit-concurrency`); bounds what slow clients can hold open. Unset: no limit."""
+    auth_timeout_keep_alive: int = Field(default=5, ge=1, le=300)
+    """Seconds an idle keep-alive connection stays open (uvicorn `--timeout-keep-alive`); keep it below the
+    idle timeout of any proxy in front."""
+    auth_max_header_bytes: int | None = Field(default=None, ge=1024, le=1024 * 1024)
+    """Largest request head (request line and headers), bytes. Set it when uvicorn is exposed directly: the
+    service then parses HTTP with h11, which enforces it (httptools, the faster default, has no such limit).
+    Unset: httptools, headers bounded by the proxy in front."""
+
     _normalise_lists = field_validator(
         "auth_allowed_users",
         "auth_allowed_orgs",

@@ -10,6 +10,7 @@ authorization endpoint may answer with an HTML page, RFC 9700 §4.11.2); every a
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,7 +32,7 @@ from ..conftest import RESOURCE_A
 from ..e2e.stack import mcp_auth
 from .openapi_description import KnownValues, basic, describe, operations_described
 
-EXAMPLES = 60  # per operation: the module stays well under a minute
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))  # per operation; `make fuzz` raises it
 SLOW = 3.0  # seconds; no answer may take longer
 PAGE_ENDPOINTS = {"/authorize"}  # answer people: an HTML error page is right there
 REDIRECT_URI = "http://127.0.0.1:33418/callback"

@@ -70,6 +70,7 @@ def _serve(workers: int) -> None:
         log_config=None,
         access_log=False,
         **_proxy_options(settings),
+        **_connection_limits(settings),
     )
     if workers == 1:
         from mcp_auth_server.app import create_app
@@ -79,6 +80,18 @@ def _serve(workers: int) -> None:
         uvicorn.run(
             "mcp_auth_server.cli.server:app_from_environment", factory=True, workers=workers, **options
         )
+
+
+def _connection_limits(settings: AuthSettings) -> dict[str, Any]:
+    """What slow or numerous clients can hold when uvicorn is exposed directly (docs/security.md)."""
+    options: dict[str, Any] = {
+        "limit_concurrency": settings.auth_limit_concurrency,
+        "timeout_keep_alive": settings.auth_timeout_keep_alive,
+    }
+    if settings.auth_max_header_bytes is not None:
+        # httptools has no limit on the request head; h11 refuses one larger than this.
+        options |= {"http": "h11", "h11_max_incomplete_event_size": settings.auth_max_header_bytes}
+    return options
 
 
 def _proxy_options(settings: AuthSettings) -> dict[str, Any]:

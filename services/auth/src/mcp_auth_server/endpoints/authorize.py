@@ -82,16 +82,17 @@ async def authorize(request: Request, runtime: RuntimeDep) -> Response:
         return error_page(
             runtime.templates, 400, "Invalid request", "client_id and redirect_uri must appear once."
         )
+    try:
+        lookup = await runtime.clients.look_up(params.get("client_id", ""))  # no connection held meanwhile
+    except InvalidMetadataDocument as exc:
+        return error_page(
+            runtime.templates,
+            400,
+            "Unverifiable application",
+            f"This application's metadata document was refused: {exc}. It was not sent anywhere.",
+        )
     async with transaction(runtime) as session:
-        try:
-            client = await runtime.clients.find(session, params.get("client_id", ""))
-        except InvalidMetadataDocument as exc:
-            return error_page(
-                runtime.templates,
-                400,
-                "Unverifiable application",
-                f"This application's metadata document was refused: {exc}. It was not sent anywhere.",
-            )
+        client = await runtime.clients.find(session, lookup)
         if client is None:
             return error_page(
                 runtime.templates,

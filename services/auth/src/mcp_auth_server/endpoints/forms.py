@@ -1,4 +1,6 @@
-"""Reading the form bodies of the token, revocation and introspection endpoints (RFC 6749 §3.2)."""
+"""Reading the form bodies of the token, revocation and introspection endpoints (RFC 6749 §3.2).
+
+The body's size is bounded before it gets here, while it streams (web/body_limits.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ from starlette.requests import Request
 from mcp_auth_server.oauth.errors import invalid_request
 
 FORM = "application/x-www-form-urlencoded"
-MAX_BODY = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -19,21 +20,11 @@ class OAuthForm:
     resources: list[str]  # RFC 8707: `resource` may repeat
 
 
-def declared_size_fits(request: Request, limit: int) -> bool:
-    """Refuse an oversized body by its Content-Length, before reading (buffering) any of it."""
-    declared = request.headers.get("content-length", "")
-    return not declared.isdigit() or int(declared) <= limit
-
-
 async def read_form(request: Request) -> OAuthForm:
     """The request's form, refusing other media types and repeated single-valued parameters."""
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != FORM:
         raise invalid_request(f"the body must be {FORM}")
-    if not declared_size_fits(request, MAX_BODY):
-        raise invalid_request("the request is too large")
     body = await request.body()
-    if len(body) > MAX_BODY:
-        raise invalid_request("the request is too large")
     try:
         # Plain urlencoded parsing: several times cheaper than the multipart-capable form parser.
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)

@@ -6,38 +6,32 @@ ID metadata documents, but still how most MCP clients register today.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from mcp_auth_server.endpoints.dependencies import RuntimeDep, transaction
-from mcp_auth_server.endpoints.forms import declared_size_fits
 from mcp_auth_server.oauth.errors import NO_STORE, OAuthError
 from mcp_auth_server.oauth.registration_policy import check_may_register, check_redirect_uris
 from mcp_auth_server.oauth.rfc7591_client_metadata import parse_client_metadata
+from mcp_auth_server.oauth.rfc8259_json import InvalidJson, parse_json_text
 from mcp_auth_server.store import audit
 from mcp_auth_server.store.clients import create_client
 from mcp_auth_server.web.rate_limits import client_ip
 
 router = APIRouter()
-MAX_BODY = 16 * 1024
 
 
 @router.post("/register", status_code=201, summary="Dynamic client registration (RFC 7591)")
 async def register(request: Request, runtime: RuntimeDep) -> JSONResponse:
     runtime.rate_limits.check(runtime.rate_limits.register, client_ip(request))
     check_may_register(runtime.settings, request.headers.get("authorization"))
-    if not declared_size_fits(request, MAX_BODY):
-        raise OAuthError("invalid_client_metadata", "the registration request is too large")
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise OAuthError("invalid_client_metadata", "the registration request is too large")
+    body = await request.body()  # bounded while it streams (web/body_limits.py)
     try:
-        document: Any = json.loads(body or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise OAuthError("invalid_client_metadata", "the request body must be JSON") from None
+        document: Any = parse_json_text(body or b"null")
+    except InvalidJson as exc:
+        raise OAuthError("invalid_client_metadata", f"the request body must be JSON: {exc}") from None
     metadata = parse_client_metadata(document)
     check_redirect_uris(runtime.settings, metadata.redirect_uris)
     async with transaction(runtime) as session:

@@ -7,41 +7,53 @@ hazard, so (draft §6, and our own rules):
   * DNS is resolved once and the connection pinned to a checked address (no rebinding between
     check and connect), TLS still verified for the hostname (SNI);
   * special-use addresses are refused (RFC 6890), unless the auth service itself is on loopback;
-  * no redirects followed, at most 5 KB read, a short timeout;
+  * no redirects followed, at most 5 KB read, one overall deadline of 3 s (DNS, connect, TLS, headers
+    and body), and the other bounds of oauth/outbound_fetches.py: concurrency per host and overall,
+    one fetch in flight per URL, a failing host refused for 30 s;
   * the document's `client_id` must equal the URL; no `client_secret`; the client is public
     (`none`), so a document listing several methods (ChatGPT lists `none` and `private_key_jwt`)
     negotiates to `none`.
-Failures are never cached; successes are cached per HTTP cache headers within bounds.
+Refusals of a document are never cached; successes are cached per HTTP cache headers within bounds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
-import json
 import re
 import socket
 import ssl
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from mcp_auth_server.oauth.outbound_fetches import (
+    DEFAULT_LIMITS,
+    FetchLimits,
+    FetchRefused,
+    HostFailure,
+    OutboundFetches,
+)
 from mcp_auth_server.oauth.rfc8252_redirect_uris import InvalidRedirectUri, check_registrable
+from mcp_auth_server.oauth.rfc8259_json import InvalidJson, parse_json_text
 from mcp_auth_server.oauth.special_use_addresses import is_allowed
 
 MAX_BYTES = 5 * 1024
 TIMEOUT = httpx.Timeout(3.0)
 MIN_CACHE, DEFAULT_CACHE, MAX_CACHE = 60, 300, 86_400
 DOT_SEGMENT = re.compile(r"(^|/)\.{1,2}(/|$)")
+HOST_NAME = re.compile(r"[a-z0-9_.-]+")
 
 
 class InvalidMetadataDocument(Exception):
     """The client_id URL or its document is unacceptable; the message says why (safe to show)."""
 
 
-class _Unreachable(Exception):
+class _Unreachable(HostFailure):
     """Connecting to one of the host's addresses failed; the next one may work."""
 
 
@@ -60,7 +72,7 @@ def is_metadata_document_client_id(client_id: str) -> bool:
 
 
 def check_client_id_url(client_id: str) -> tuple[str, int]:
-    """The host and port to fetch from, after the draft §3 rules on the URL itself."""
+    """The host (ASCII: IDNA-encoded) and port to fetch from, after the draft §3 rules on the URL itself."""
     try:
         parts = urlsplit(client_id)
         port = parts.port or 443
@@ -76,17 +88,43 @@ def check_client_id_url(client_id: str) -> tuple[str, int]:
         raise InvalidMetadataDocument("a client_id URL must have a path")
     if DOT_SEGMENT.search(parts.path) or re.search(r"%2e", parts.path, re.I):
         raise InvalidMetadataDocument("a client_id URL must not contain dot segments")
-    return parts.hostname, port
+    return ascii_host(parts.hostname), port
 
 
-async def resolve_once(host: str, port: int, *, allow_loopback: bool) -> list[str]:
-    """One DNS answer, every address in it checked; we connect only to these addresses."""
+def ascii_host(host: str) -> str:
+    """The host as DNS and TLS see it: an IP address, or a name IDNA-encoded (`a..b` and NULs refused)."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    try:
+        encoded = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise InvalidMetadataDocument("the client_id URL's host is not a valid domain name") from None
+    # Checked again after encoding: mapping can create dots (U+2488 "⒈" becomes "1."), so empty labels.
+    labels = encoded.removesuffix(".").split(".")
+    if not HOST_NAME.fullmatch(encoded) or len(encoded) > 253 or not all(0 < len(x) <= 63 for x in labels):
+        raise InvalidMetadataDocument("the client_id URL's host is not a valid domain name")
+    return encoded
+
+
+async def resolve_once(
+    host: str, port: int, *, allow_loopback: bool, resolver: Executor | None = None
+) -> list[str]:
+    """One DNS answer, every address in it checked; we connect only to these addresses.
+
+    `resolver`: the threads that run getaddrinfo. A lookup abandoned at the deadline keeps its thread
+    until the system resolver gives up, so document hosts get threads of their own: a hostile name
+    server then delays only other documents' lookups, never the database driver's (the loop's default
+    executor)."""
     try:
         literal = ipaddress.ip_address(host)
         candidates = [literal]
     except ValueError:
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            infos = await asyncio.get_running_loop().run_in_executor(
+                resolver, functools.partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+            )
         except OSError:
             raise InvalidMetadataDocument(f"{host} does not resolve") from None
         candidates = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
@@ -97,19 +135,37 @@ async def resolve_once(host: str, port: int, *, allow_loopback: bool) -> list[st
 
 
 class MetadataDocumentFetcher:
-    def __init__(self, *, allow_loopback: bool, ca_bundle: str | None = None) -> None:
+    def __init__(
+        self, *, allow_loopback: bool, ca_bundle: str | None = None, limits: FetchLimits = DEFAULT_LIMITS
+    ) -> None:
         self._allow_loopback = allow_loopback
+        self._fetches: OutboundFetches[ClientMetadataDocument] = OutboundFetches(limits)
+        self._resolver = ThreadPoolExecutor(limits.resolver_threads, thread_name_prefix="document-dns")
         context = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else ssl.create_default_context()
         self._http = httpx.AsyncClient(
-            verify=context, timeout=TIMEOUT, follow_redirects=False, trust_env=False
+            verify=context,
+            timeout=TIMEOUT,
+            follow_redirects=False,
+            trust_env=False,
+            limits=httpx.Limits(max_connections=limits.overall),
         )
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        self._resolver.shutdown(wait=False, cancel_futures=True)
 
     async def fetch(self, client_id: str) -> ClientMetadataDocument:
+        """The document, within the bounds of oauth/outbound_fetches.py; InvalidMetadataDocument if not."""
         host, port = check_client_id_url(client_id)
-        addresses = await resolve_once(host, port, allow_loopback=self._allow_loopback)
+        try:
+            return await self._fetches.fetch(host, client_id, lambda: self._fetch(client_id, host, port))
+        except FetchRefused as refused:
+            raise InvalidMetadataDocument(f"the document could not be fetched: {refused}") from None
+
+    async def _fetch(self, client_id: str, host: str, port: int) -> ClientMetadataDocument:
+        addresses = await resolve_once(
+            host, port, allow_loopback=self._allow_loopback, resolver=self._resolver
+        )
         for address in addresses[:-1]:
             try:
                 return await self._fetch_from(client_id, host, port, address)
@@ -118,13 +174,17 @@ class MetadataDocumentFetcher:
         try:
             return await self._fetch_from(client_id, host, port, addresses[-1])
         except _Unreachable:
-            raise InvalidMetadataDocument(f"{host} could not be reached") from None
+            raise HostFailure(f"{host} could not be reached") from None
 
     async def _fetch_from(self, client_id: str, host: str, port: int, address: str) -> ClientMetadataDocument:
         parts = urlsplit(client_id)
         netloc = f"[{address}]" if ":" in address else address
         pinned = urlunsplit(("https", f"{netloc}:{port}", parts.path, parts.query, ""))
-        headers = {"Host": parts.netloc, "Accept": "application/json"}
+        authority = f"[{host}]" if ":" in host else host
+        headers = {
+            "Host": f"{authority}:{parts.port}" if parts.port else authority,
+            "Accept": "application/json",
+        }
         try:
             async with self._http.stream(
                 "GET", pinned, headers=headers, extensions={"sni_hostname": host}
@@ -143,11 +203,9 @@ class MetadataDocumentFetcher:
         except httpx.ConnectError:
             raise _Unreachable from None
         except httpx.TimeoutException:
-            raise InvalidMetadataDocument("fetching the client metadata document timed out") from None
+            raise HostFailure(f"{host} timed out") from None
         except httpx.HTTPError as exc:
-            raise InvalidMetadataDocument(
-                f"the client metadata document could not be fetched ({type(exc).__name__})"
-            ) from None
+            raise HostFailure(f"{host} failed ({type(exc).__name__})") from None
         return parse_document(client_id, bytes(body), max_age(cache_control))
 
 
@@ -164,9 +222,9 @@ def max_age(cache_control: str) -> int:
 
 def parse_document(client_id: str, body: bytes, cache_seconds: int) -> ClientMetadataDocument:
     try:
-        document = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InvalidMetadataDocument("the client metadata document is not JSON") from None
+        document = parse_json_text(body)
+    except InvalidJson as exc:
+        raise InvalidMetadataDocument(f"the client metadata document is not acceptable JSON: {exc}") from None
     if not isinstance(document, dict):
         raise InvalidMetadataDocument("the client metadata document must be a JSON object")
     if document.get("client_id") != client_id:

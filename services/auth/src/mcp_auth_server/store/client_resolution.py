@@ -5,28 +5,52 @@ and kept as a `clients` row (origin `cimd`) until the document's cache lifetime 
 and codes refer to that row. Clients that registered themselves (DCR, CIMD) and have not been
 used for AUTH_CLIENT_IDLE_DAYS are forgotten, so a client like claude.ai, which registers
 again on 401 `invalid_client`, recovers by itself.
+
+Resolution has two steps so that no pooled database connection is held while a document is
+fetched (a slow host named by many requests would otherwise empty the pool for everyone):
+`look_up(client_id)` runs before the request's transaction — for a metadata-document client it
+reads the stored row in a short session of its own, closed before fetching, and fetches only if
+that row is missing or expired; `find(session, lookup)` then runs inside the request's one
+transaction and stores what was fetched there, committed with the rest of the request at the edge.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mcp_auth_server.clock import now
 from mcp_auth_server.db.models import Client
 from mcp_auth_server.oauth.client_id_metadata_document import (
+    ClientMetadataDocument,
     InvalidMetadataDocument,
     MetadataDocumentFetcher,
     is_metadata_document_client_id,
 )
-from mcp_auth_server.store.clients import get_client, read_client
+from mcp_auth_server.store.clients import get_client, read_client, storable_client_id
 
 SELF_REGISTERED = ("dcr", "cimd")
 
 
+@dataclass(frozen=True)
+class ClientLookup:
+    """A client id, with its metadata document when one was fetched for this request (to be stored)."""
+
+    client_id: str
+    document: ClientMetadataDocument | None = None
+
+
 class ClientResolver:
-    def __init__(self, fetcher: MetadataDocumentFetcher | None, idle_days: int) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        fetcher: MetadataDocumentFetcher | None,
+        idle_days: int,
+    ) -> None:
+        self._sessions = sessions
         self._fetcher = fetcher
         self._idle_seconds = idle_days * 86_400
 
@@ -34,23 +58,35 @@ class ClientResolver:
         if self._fetcher is not None:
             await self._fetcher.aclose()
 
-    async def find(self, session: AsyncSession, client_id: str) -> Client | None:
-        """The client, or None if unknown; InvalidMetadataDocument if its document is unacceptable.
+    async def look_up(self, client_id: str) -> ClientLookup:
+        """Before the request's transaction: fetch the client's metadata document if its stored copy
+        is missing or expired, holding no database connection meanwhile. InvalidMetadataDocument if
+        the document is unacceptable or could not be had within the fetch bounds."""
+        if not is_metadata_document_client_id(client_id):
+            return ClientLookup(client_id)
+        if self._fetcher is None:
+            raise InvalidMetadataDocument("client ID metadata documents are not accepted by this server")
+        if not storable_client_id(client_id):
+            raise InvalidMetadataDocument("the client_id URL is too long")
+        async with self._sessions() as session:  # closed (its connection back in the pool) before fetching
+            stored = await get_client(session, client_id)
+            fresh = stored is not None and (stored.metadata_expires_at or 0) > now()
+        if fresh:
+            return ClientLookup(client_id)
+        return ClientLookup(client_id, await self._fetcher.fetch(client_id))
 
-        Uses the request's own session throughout: a second pooled connection per request
-        would deadlock a full pool.
-        """
+    async def find(self, session: AsyncSession, lookup: ClientLookup) -> Client | None:
+        """The client, or None if unknown or forgotten (idle). Changes only the request's own
+        transaction (a fetched document stored, an idle client deleted); never commits."""
+        client_id = lookup.client_id
+        if lookup.document is not None:
+            return await self._store_document(session, lookup.document)
         if is_metadata_document_client_id(client_id):
-            if self._fetcher is None:
-                raise InvalidMetadataDocument("client ID metadata documents are not accepted by this server")
-            client = await get_client(session, client_id)
-            if client is None or (client.metadata_expires_at or 0) <= now():
-                client = await self._store_document(session, client_id, client)
-            return client
+            # Fresh when look_up() read it; one that expired since is still served for this request.
+            return await get_client(session, client_id)
         client = await read_client(session, client_id)
         if client is not None and self._idle(client):
             await session.execute(delete(Client).where(Client.client_id == client_id))
-            await session.commit()
             return None
         return client
 
@@ -59,28 +95,26 @@ class ClientResolver:
             return False
         return (client.last_used_at or client.created_at) < now() - self._idle_seconds
 
-    async def _store_document(
-        self, session: AsyncSession, client_id: str, row: Client | None
-    ) -> Client | None:
-        assert self._fetcher is not None
-        document = await self._fetcher.fetch(client_id)  # failures propagate and are never cached
+    async def _store_document(self, session: AsyncSession, document: ClientMetadataDocument) -> Client | None:
         moment = now()
-        if row is None:
-            row = Client(
-                client_id=client_id,
-                origin="cimd",
-                token_endpoint_auth_method="none",
-                grant_types=["authorization_code", "refresh_token"],
-                created_at=moment,
-            )
-            session.add(row)
-        row.client_name = document.client_name
-        row.redirect_uris = document.redirect_uris
-        row.metadata_document = document.document
-        row.application_type = str(document.document.get("application_type", "web"))[:20]
-        row.metadata_expires_at = moment + document.max_age
         try:
-            await session.commit()
+            # A savepoint: a concurrent request storing the same client first must not fail this one.
+            async with session.begin_nested():
+                row = await get_client(session, document.client_id)
+                if row is None:
+                    row = Client(
+                        client_id=document.client_id,
+                        origin="cimd",
+                        token_endpoint_auth_method="none",
+                        grant_types=["authorization_code", "refresh_token"],
+                        created_at=moment,
+                    )
+                    session.add(row)
+                row.client_name = document.client_name
+                row.redirect_uris = document.redirect_uris
+                row.metadata_document = document.document
+                row.application_type = str(document.document.get("application_type", "web"))[:20]
+                row.metadata_expires_at = moment + document.max_age
         except IntegrityError:
-            await session.rollback()  # a concurrent request stored it first; theirs is as good
-        return await get_client(session, client_id)
+            pass  # stored first by a concurrent request; theirs is as good
+        return await get_client(session, document.client_id)

@@ -67,14 +67,14 @@ def create_client(
     return client, secret
 
 
-def _storable(client_id: str) -> bool:
+def storable_client_id(client_id: str) -> bool:
     # Anything the column cannot hold (too long, a NUL byte Postgres refuses) is simply unknown.
     return bool(client_id) and len(client_id) <= 512 and "\x00" not in client_id
 
 
 async def get_client(session: AsyncSession, client_id: str) -> Client | None:
     """The client as a row of the session, to change or delete."""
-    return await session.get(Client, client_id) if _storable(client_id) else None
+    return await session.get(Client, client_id) if storable_client_id(client_id) else None
 
 
 READ_CLIENT = Statement(
@@ -87,7 +87,7 @@ READ_CLIENT = Statement(
 async def read_client(session: AsyncSession, client_id: str) -> Client | None:
     """The client, read for the request at hand (a detached copy, not a row of the session): the
     cheap lookup every token request makes (db/statements.py)."""
-    if not _storable(client_id):
+    if not storable_client_id(client_id):
         return None
     row = await (await Sql.of(session)).row(READ_CLIENT, client_id=client_id)
     return None if row is None else Client(**row)
