@@ -69,6 +69,11 @@ def presented_client(authorization: str | None, form: Mapping[str, str]) -> Pres
     return PresentedClient(form_id, NONE)
 
 
+def presents_client(authorization: str | None, form: Mapping[str, str]) -> bool:
+    """Whether the request names a client at all (a workload token may be the caller's only credential)."""
+    return bool(authorization) or "client_id" in form or "client_secret" in form
+
+
 def claimed_client_id(authorization: str | None, form: Mapping[str, str]) -> str | None:
     """The client a request says it is, before authenticating it (for rate limiting)."""
     try:
