@@ -208,7 +208,7 @@ async def test_an_hmac_or_unsigned_id_jag_is_refused(fed: Federation) -> None:
     public_pem = fed.idp.state.jwks()["keys"][0]
     headers = {"typ": "oauth-id-jag+jwt", "kid": public_pem["kid"]}
     hmac = jwt.encode(claims, str(public_pem), algorithm="HS256", headers=headers)
-    unsigned = jwt.encode(claims, None, algorithm="none", headers=headers)
+    unsigned = jwt.encode(claims, "", algorithm="none", headers=headers)
     for token in (hmac, unsigned):
         response = await fed.present(token)
         assert refused(response.json(), "invalid_grant"), response.text
