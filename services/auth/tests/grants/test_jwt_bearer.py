@@ -8,16 +8,17 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 
-from mcp_auth_server.db.models import AuditEvent, UpstreamIdentity, User
+from mcp_auth_server.db.models import AuditEvent, Client, UpstreamIdentity, User
 from mcp_auth_server.settings import AuthSettings
 from mcp_testing.enterprise_idp import ID_JAG_TOKEN_TYPE, ID_TOKEN_TYPE, TOKEN_EXCHANGE, EnterpriseIdpStandIn
 from mcp_testing.workload_issuer import WorkloadIssuerStandIn
 
 from ..conftest import ISSUER, RESOURCE_A
 from ..federation import IDP_CLIENT, JWT_BEARER, Federation, federation
-from ..flow import Database, all_rows, token_claims
+from ..flow import Database, all_rows, execute, token_claims
+from ..operator_clients import resource_server_client
 
 
 @pytest.fixture
@@ -184,3 +185,37 @@ async def test_a_static_jwks_works_without_reaching_the_issuer(
         token = workload_issuer.state.service_account_token("agents", "offline", audience=ISSUER)
         assert (await fed.present(token, auth=())).status_code == 200
         assert workload_issuer.state.requests_to("/openid/v1/jwks") == []
+
+
+async def test_introspection_vouches_for_an_id_jag_token_while_user_and_client_stand(
+    fed: Federation, database: Database
+) -> None:
+    server = await resource_server_client(fed.client, RESOURCE_A)
+    token = (await fed.present(fed.id_jag())).json()["access_token"]
+    answer = (await fed.client.post("/introspect", auth=server, data={"token": token})).json()
+    assert answer["active"] is True, answer
+    assert (answer["idp"], answer["client_id"], answer["scope"]) == (
+        fed.idp.issuer,
+        fed.client_id,
+        "mcp:tools",
+    )
+    await execute(database, update(User).where(User.id == answer["sub"]).values(disabled_at=1))
+    assert (await fed.client.post("/introspect", auth=server, data={"token": token})).json() == {
+        "active": False
+    }
+    await execute(database, update(User).where(User.id == answer["sub"]).values(disabled_at=None))
+    assert (await fed.client.post("/introspect", auth=server, data={"token": token})).json()["active"] is True
+    await execute(database, delete(Client).where(Client.client_id == fed.client_id))
+    assert (await fed.client.post("/introspect", auth=server, data={"token": token})).json() == {
+        "active": False
+    }
+
+
+async def test_a_revoked_id_jag_token_is_inactive(fed: Federation) -> None:
+    server = await resource_server_client(fed.client, RESOURCE_A)
+    token = (await fed.present(fed.id_jag())).json()["access_token"]
+    revoked = await fed.client.post("/revoke", auth=(fed.client_id, fed.client_secret), data={"token": token})
+    assert revoked.status_code == 200, revoked.text
+    assert (await fed.client.post("/introspect", auth=server, data={"token": token})).json() == {
+        "active": False
+    }

@@ -34,7 +34,7 @@ from mcp_auth_server.oauth.errors import (
     unauthorized_client,
 )
 from mcp_auth_server.oauth.rfc7523_jwt_bearer import JWT_BEARER, InvalidAssertion, VerifiedAssertion
-from mcp_auth_server.oauth.rfc9068_access_tokens import issue_access_token
+from mcp_auth_server.oauth.rfc9068_access_tokens import IDP_CLAIM, issue_access_token
 from mcp_auth_server.oauth.rfc9449_dpop import require_proof
 from mcp_auth_server.oauth.scopes import OFFLINE_ACCESS, parse_scope
 from mcp_auth_server.oauth.trusted_issuers import ENTERPRISE_IDP, WorkloadRule
@@ -116,7 +116,7 @@ async def _identity_assertion(
         scopes=granted,
         ttl=runtime.settings.auth_access_token_ttl,
         auth_time=auth_time if isinstance(auth_time, int) else None,
-        profile=found.profile,
+        profile={**found.profile, IDP_CLAIM: idp.issuer},
         dpop_jkt=request.dpop_jkt,
     )
     record(
