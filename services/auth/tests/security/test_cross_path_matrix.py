@@ -8,7 +8,8 @@ another user's grant — then the event happens, then every path is tried with w
     /authorize with the live session · consent approval · redemption of the code issued before ·
     refresh of G · token exchange of G's access token · introspection of it · an MCP server in
     introspection mode · the connected-applications page · an enterprise IdP's fresh ID-JAG for the
-    user, presented by a confidential client E registered for the JWT-bearer grant
+    user, presented by a confidential client E registered for the JWT-bearer grant · introspection of a
+    token E got on an ID-JAG before the event
 
 Expectations (`EXPECTED`): REFUSED everywhere, with the protocol's own answer. Two events end one
 grant and nothing else — the client revoking it (RFC 7009) and refresh-token reuse (RFC 9700
@@ -103,6 +104,7 @@ class World:
     resource_server: tuple[str, str]  # A's own confidential client
     idp: EnterpriseIdpStandIn  # trusted here; its people are linked to ours by email
     enterprise: tuple[str, str]  # E, a confidential client registered for the JWT-bearer grant
+    idp_token: str = ""  # E's access token on an ID-JAG, issued before the event (the control sets it)
 
     def id_jag(self) -> str:
         """A fresh ID-JAG for the user (by their email) to E, for resource A."""
@@ -364,6 +366,11 @@ async def present_an_id_jag_for_the_user(w: World) -> Outcome:
     return Outcome.REFUSED
 
 
+async def introspect_a_token_issued_on_an_id_jag(w: World) -> Outcome:
+    response = await w.service.client.post("/introspect", auth=w.resource_server, data={"token": w.idp_token})
+    return Outcome.IDP_VOUCHES if response.json()["active"] else Outcome.REFUSED
+
+
 async def _new_grant_only(
     w: World, request: AuthorizationRequest | None, code: str | None, tokens: dict[str, Any] | None = None
 ) -> Outcome:
@@ -412,17 +419,18 @@ PATHS: list[PathCheck] = [
     authorize_with_the_live_session,
     approve_a_consent_page_opened_before,
     present_an_id_jag_for_the_user,
+    introspect_a_token_issued_on_an_id_jag,
 ]
 R, N, A, V = Outcome.REFUSED, Outcome.NEW_GRANT_ONLY, Outcome.APPROVAL_IS_NEW_CONSENT, Outcome.IDP_VOUCHES
 # event: (what it leaves of the user's other credentials, expected outcome per path above, in order)
 EXPECTED: dict[Event, tuple[str, list[Outcome]]] = {
-    client_revokes_the_refresh_token: ("siblings", [R, R, R, R, R, N, N, A, V]),
-    user_revokes_on_the_connected_apps_page: ("siblings", [R, R, R, R, R, R, R, A, V]),
-    refresh_token_reuse_is_detected: ("siblings", [R, R, R, R, R, N, N, A, V]),
-    user_removed_from_the_allowed_org: ("nothing", [R, R, R, R, R, R, R, R, R]),
-    operator_disables_the_user: ("nothing", [R, R, R, R, R, R, R, R, R]),
-    operator_removes_the_client: ("siblings", [R, R, R, R, R, R, R, A, V]),
-    consent_lapses: ("siblings", [R, R, R, R, R, R, R, A, V]),
+    client_revokes_the_refresh_token: ("siblings", [R, R, R, R, R, N, N, A, V, V]),
+    user_revokes_on_the_connected_apps_page: ("siblings", [R, R, R, R, R, R, R, A, V, V]),
+    refresh_token_reuse_is_detected: ("siblings", [R, R, R, R, R, N, N, A, V, V]),
+    user_removed_from_the_allowed_org: ("nothing", [R, R, R, R, R, R, R, R, R, R]),
+    operator_disables_the_user: ("nothing", [R, R, R, R, R, R, R, R, R, R]),
+    operator_removes_the_client: ("siblings", [R, R, R, R, R, R, R, A, V, V]),
+    consent_lapses: ("siblings", [R, R, R, R, R, R, R, A, V, V]),
 }
 
 
@@ -436,11 +444,16 @@ async def test_every_path_honours_the_event(
 ) -> None:
     leaves, expected = EXPECTED[event]
     async with world(make_settings, github, database, enterprise_idp) as w:
+        first = await w.service.client.post(  # links the IdP's person to the user, by email
+            "/token", auth=w.enterprise, data={"grant_type": JWT_BEARER, "assertion": w.id_jag()}
+        )
+        w.idp_token = first.json()["access_token"]
         before = [
             await _introspecting_server_admits(w, w.tokens["access_token"]),
-            await present_an_id_jag_for_the_user(w) is Outcome.IDP_VOUCHES,  # links the IdP's person
+            await present_an_id_jag_for_the_user(w) is Outcome.IDP_VOUCHES,
+            await introspect_a_token_issued_on_an_id_jag(w) is Outcome.IDP_VOUCHES,
         ]
-        assert before == [True, True]  # the control: G is good before the event, and so is an ID-JAG
+        assert before == [True, True, True]  # the control: G, an ID-JAG and its token are good before
         await event(w)
         got = {}
         for path in PATHS:
