@@ -69,6 +69,7 @@ from mcp_auth_server.store.replay_cache import (
 )
 from mcp_auth_server.store.resources import ResourceRegistry
 from mcp_auth_server.store.signing_keys import KeyRing, ensure_signing_key
+from mcp_auth_server.store.trusted_issuers import TrustedIssuerRegistry
 from mcp_auth_server.upstreams.registry import build_connector
 from mcp_auth_server.web.body_limits import BoundedBodies
 from mcp_auth_server.web.cookies import CookiePolicy
@@ -107,6 +108,7 @@ def create_app(settings: AuthSettings) -> FastAPI:
         finally:
             reloader.cancel()
             housekeeper.cancel()
+            await runtime.trusted_issuers.aclose()
             await runtime.http.aclose()
             await runtime.clients.aclose()
             if runtime.redis is not None:
@@ -187,6 +189,8 @@ async def build_runtime(settings: AuthSettings) -> Runtime:
     )
     redis = Redis.from_url(settings.auth_redis_url) if settings.auth_redis_url else None
     replay: ReplayCache = RedisReplayCache(redis) if redis is not None else DatabaseReplayCache(engine)
+    trusted_issuers = TrustedIssuerRegistry(sessions, settings.auth_trusted_issuers, http)
+    await trusted_issuers.load()
     templates = page_templates()
     return Runtime(
         settings=settings,
@@ -207,6 +211,7 @@ async def build_runtime(settings: AuthSettings) -> Runtime:
         replay=replay,
         redis=redis,
         dpop=_dpop_verifier(settings, replay),
+        trusted_issuers=trusted_issuers,
     )
 
 
@@ -236,6 +241,7 @@ async def _reload_periodically(runtime: Runtime) -> None:
             await rotate_signing_key_if_due(runtime)  # AUTH_KEY_ROTATION_DAYS
             await runtime.keyring.load()
             await runtime.resources.load()
+            await runtime.trusted_issuers.load()
         except Exception:  # keep serving with the keys we have; the next round retries
             log.exception("reloading signing keys failed")
 

@@ -39,6 +39,7 @@ REPORTED_CLAIMS = (
     "jti",
     "auth_time",
     "grant_id",
+    "idp",  # a user's token issued on an enterprise IdP's ID-JAG: which IdP vouched
     "preferred_username",
     "name",
     "email",

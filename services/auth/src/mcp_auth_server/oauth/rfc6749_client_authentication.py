@@ -69,6 +69,14 @@ def presented_client(authorization: str | None, form: Mapping[str, str]) -> Pres
     return PresentedClient(form_id, NONE)
 
 
+def presents_client(authorization: str | None, form: Mapping[str, str]) -> bool:
+    """Whether the request names a client at all (a workload token may be the caller's only credential).
+    A client assertion (RFC 7523 §2.2) counts too: it names its client in `sub`, without `client_id`."""
+    return bool(authorization) or any(
+        name in form for name in ("client_id", "client_secret", "client_assertion", "client_assertion_type")
+    )
+
+
 def claimed_client_id(authorization: str | None, form: Mapping[str, str]) -> str | None:
     """The client a request says it is, before authenticating it (for rate limiting)."""
     try:

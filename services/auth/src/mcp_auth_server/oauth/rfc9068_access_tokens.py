@@ -21,6 +21,8 @@ from mcp_auth_server.clock import now
 from mcp_auth_server.crypto.signing_keys import PrivateKey
 
 GRANT_CLAIM = "grant_id"
+# The enterprise IdP whose ID-JAG a user's token was issued on (it names no grant: grants/jwt_bearer.py).
+IDP_CLAIM = "idp"
 
 
 class Signer(Protocol):
