@@ -67,7 +67,7 @@ from mcp_auth_server.store.signing_keys import KeyRing, ensure_signing_key
 from mcp_auth_server.upstreams.registry import build_connector
 from mcp_auth_server.web.cookies import CookiePolicy
 from mcp_auth_server.web.cors import OpenCorsForPaths
-from mcp_auth_server.web.rate_limits import RateLimits
+from mcp_auth_server.web.rate_limits import RateLimits, rate_limit_store
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "web" / "templates"
@@ -102,6 +102,7 @@ def create_app(settings: AuthSettings) -> FastAPI:
             housekeeper.cancel()
             await runtime.http.aclose()
             await runtime.clients.aclose()
+            await runtime.rate_limits.aclose()
             if runtime.redis is not None:
                 await runtime.redis.aclose()
             await runtime.engine.dispose()
@@ -186,7 +187,7 @@ async def build_runtime(settings: AuthSettings) -> Runtime:
         upstream_request_box=SecretBox(secret, "upstream-request"),
         cookies=CookiePolicy(settings.auth_issuer, secret),
         clients=ClientResolver(_metadata_document_fetcher(settings), settings.auth_client_idle_days),
-        rate_limits=RateLimits(settings),
+        rate_limits=RateLimits(settings, rate_limit_store(settings)),
         replay=replay,
         redis=redis,
         dpop=_dpop_verifier(settings, replay),

@@ -19,7 +19,6 @@ from mcp_auth_server.oauth.registration_policy import check_may_register, check_
 from mcp_auth_server.oauth.rfc7591_client_metadata import parse_client_metadata
 from mcp_auth_server.store import audit
 from mcp_auth_server.store.clients import create_client
-from mcp_auth_server.web.rate_limits import client_ip
 
 router = APIRouter()
 MAX_BODY = 16 * 1024
@@ -27,7 +26,7 @@ MAX_BODY = 16 * 1024
 
 @router.post("/register", status_code=201, summary="Dynamic client registration (RFC 7591)")
 async def register(request: Request, runtime: RuntimeDep) -> JSONResponse:
-    runtime.rate_limits.check(runtime.rate_limits.register, client_ip(request))
+    await runtime.rate_limits.check_address(runtime.rate_limits.register, request)
     check_may_register(runtime.settings, request.headers.get("authorization"))
     if not declared_size_fits(request, MAX_BODY):
         raise OAuthError("invalid_client_metadata", "the registration request is too large")

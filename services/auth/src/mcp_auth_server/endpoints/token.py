@@ -19,11 +19,10 @@ from mcp_auth_server.endpoints.responses import no_store_json
 from mcp_auth_server.grants.client_authentication import authenticate_client
 from mcp_auth_server.grants.registry import GRANT_TYPES
 from mcp_auth_server.oauth.errors import OAuthError, invalid_request
-from mcp_auth_server.oauth.rfc6749_client_authentication import claimed_client_id, presented_client
+from mcp_auth_server.oauth.rfc6749_client_authentication import NONE, presented_client
 from mcp_auth_server.oauth.rfc9449_dpop import dpop_error
 from mcp_auth_server.runtime import Runtime
 from mcp_auth_server.store.clients import touch
-from mcp_auth_server.web.rate_limits import client_ip
 
 router = APIRouter()
 
@@ -36,7 +35,7 @@ async def token(request: Request) -> Response:
     form = await read_form(request)
     authorization = request.headers.get("authorization")
     limits = runtime.rate_limits
-    limits.check(limits.token, client_ip(request), claimed_client_id(authorization, form.params))
+    await limits.check_address(limits.token, request)  # before authentication: the address's budget only
     grant_type = form.params.get("grant_type", "")
     grant = GRANT_TYPES.get(grant_type)
     if grant is None:
@@ -55,6 +54,8 @@ async def token(request: Request) -> Response:
         presented = presented_client(authorization, form.params)
         async with transaction(runtime) as session:
             client = await authenticate_client(runtime, session, presented)
+            if client.token_endpoint_auth_method != NONE:  # proved: now its own budget is spent too
+                await limits.check_client(limits.token, client.client_id)
             await touch(session, client)
             result = await grant.handle(runtime, session, client, grant_request)
     except OAuthError as exc:
