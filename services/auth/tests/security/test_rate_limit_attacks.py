@@ -45,6 +45,27 @@ def test_a_trusted_proxy_s_forwarded_for_names_the_client(migrated_database: str
     assert statuses == [201, 201, 429, 201]
 
 
+def test_a_forged_entry_before_the_proxy_s_own_does_not_reset_the_limit(migrated_database: str) -> None:
+    """A proxy appends the peer it saw; what the client wrote before that is not believed (rightmost wins)."""
+    with dev_auth_service(
+        migrated_database, env={**LIMITS, "AUTH_FORWARDED_ALLOW_IPS": "127.0.0.1"}
+    ) as service:
+        statuses = _register_from(
+            service.issuer, [f"198.51.100.{n}, 203.0.113.1" for n in range(1, 4)] + ["203.0.113.2"]
+        )
+    assert statuses == [201, 201, 429, 201]
+
+
+def test_forwarded_for_from_a_peer_outside_the_trusted_ranges_is_ignored(migrated_database: str) -> None:
+    """The Kubernetes base's setting (the private ranges): a peer outside them is its own client address."""
+    private_ranges = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
+    with dev_auth_service(
+        migrated_database, env={**LIMITS, "AUTH_FORWARDED_ALLOW_IPS": private_ranges}
+    ) as service:
+        statuses = _register_from(service.issuer, ["203.0.113.1", "203.0.113.2", "203.0.113.3"])
+    assert statuses == [201, 201, 429]
+
+
 # Aiming the limits at someone else (issue 12): before a client authenticates, a request counts against its
 # source address only, so a hostile address spends its own budget, never a shared client's. Each test
 # speaks from loopback addresses of its own (127.0.0.0/8 is all loopback on Linux), as distinct real peers.
