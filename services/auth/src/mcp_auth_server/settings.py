@@ -339,8 +339,8 @@ class AuthSettings(BaseSettings):
     auth_client_idle_days: int = Field(default=0, ge=0)
     """Forget dynamically registered and document clients unused this many days (0: never)."""
     auth_rate_limits: bool | None = None
-    """Rate limits on or off (one budget for every replica with `AUTH_REDIS_URL`, else one per process). Unset:
-    on, except on a loopback issuer."""
+    """Rate limits on or off (one budget for every replica with `AUTH_REDIS_URL`, else one per process).
+    Unset: on, except on a loopback issuer."""
     auth_rate_limit_register: str = "20/hour"
     """`/register` limit per source address (an IPv6 address by its /64), as `N/second`, `N/minute` or
     `N/hour`."""
