@@ -32,10 +32,10 @@ async def token(request: Request) -> Response:
     # The hottest endpoint takes no FastAPI dependencies: resolving them (an exit stack for the
     # session) was a tenth of a refresh's CPU.
     runtime = runtime_of(request)
+    limits = runtime.rate_limits
+    await limits.check_address(limits.token, request)  # before anything (the body too): the address's budget
     form = await read_form(request)
     authorization = request.headers.get("authorization")
-    limits = runtime.rate_limits
-    await limits.check_address(limits.token, request)  # before authentication: the address's budget only
     grant_type = form.params.get("grant_type", "")
     grant = GRANT_TYPES.get(grant_type)
     if grant is None:
