@@ -14,6 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
+from redis.asyncio import Redis
 
 from mcp_auth_server.app import create_app
 from mcp_auth_server.settings import AuthSettings
@@ -169,3 +170,25 @@ async def test_an_unreachable_redis_turns_rate_limiting_off_says_so_once_and_com
             ) == 1
             statuses = [await junk() for _ in range(3)]
             assert 429 in statuses  # counted again
+
+
+async def test_a_full_redis_turns_rate_limiting_off_rather_than_refusing(
+    make_settings: Callable[..., AuthSettings],
+) -> None:
+    """`noeviction` (deploy/): a full Redis refuses writes; the limits then step aside like an outage."""
+    with RedisServer() as redis:
+        settings = make_settings(
+            auth_rate_limits=True, auth_rate_limit_authorize="2/minute", auth_redis_url=redis.url
+        )
+        filler = Redis.from_url(redis.url)
+        await filler.set("ballast", b"x" * 2_000_000)
+        await filler.config_set("maxmemory-policy", "noeviction")
+        await filler.config_set("maxmemory", "1mb")  # already over: every write is refused from now on
+        await filler.aclose()
+        app = create_app(settings)
+        async with app.router.lifespan_context(app), peer(app, "198.51.100.30") as browser:
+            statuses = [
+                (await browser.get("/authorize", params={"client_id": "x"})).status_code for _ in range(4)
+            ]
+            assert statuses == [400] * 4
+            assert sample(UP) == 0

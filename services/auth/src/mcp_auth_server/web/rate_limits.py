@@ -13,10 +13,10 @@ What is counted (docs/security.md, Rate limits):
 
 Counting is the `limits` library's sliding-window counter, one hit per limit per request: in Redis when
 AUTH_REDIS_URL is set, so every replica draws from the same budget; otherwise in this process's memory
-(one replica, `make dev`). If Redis cannot be reached, checks are skipped (fail open): rate limits guard
-capacity, and an outage of their store must never refuse a sign-in. The outage is logged once, shown on
-/metrics (`mcp_auth_rate_limit_storage_up` 0, `mcp_auth_rate_limit_checks_skipped_total`), and the store
-is tried again after a second.
+(one replica, `make dev`). If Redis cannot be reached (or, full, refuses a write), checks are skipped (fail
+open): rate limits guard capacity, and an outage of their store must never refuse a sign-in. The outage
+is logged once, shown on /metrics (`mcp_auth_rate_limit_storage_up` 0,
+`mcp_auth_rate_limit_checks_skipped_total`), and the store is tried again after a second.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ class FailOpenStore:
             STORAGE_UP.set(0)
             cause = exc.storage_error if isinstance(exc, StorageError) else exc
             log.error(
-                "rate limits are OFF: their store at AUTH_REDIS_URL is unreachable (%s: %s); requests are "
+                "rate limits are OFF: their store at AUTH_REDIS_URL failed (%s: %s); requests are "
                 "served unlimited until it answers, check Redis and AUTH_REDIS_URL",
                 type(cause).__name__,
                 cause,
