@@ -236,6 +236,28 @@ def jwt_bearer_rows(figures: dict[str, Any] | None) -> list[Row]:
     ]
 
 
+def rate_limit_rows(figures: dict[str, Any] | None) -> list[Row]:
+    if figures is None:
+        return [Row("/token with rate limits", "failed (see output above)", "", None, "", False)]
+    off, memory, redis = figures["off"], figures["memory"], figures["redis"]
+    return [
+        row(
+            "/token client_credentials/s, limits in Redis",
+            redis["per_s"],
+            off["per_s"],
+            ">= 0.9x limits off",
+            0.9,
+            "/s",
+            True,
+        ),
+        info(
+            "/token client_credentials/s, limits in memory",
+            f"{memory['per_s']:,.0f} vs {off['per_s']:,.0f}/s off ({memory['ratio']:.2f}x)",
+        ),
+        info("/token CPU, limits off / in Redis", _cpu(off, redis, "request")),
+    ]
+
+
 def _cpu(baseline: dict[str, Any], measured: dict[str, Any], unit: str) -> str:
     """The service's own CPU per request of two modes, and their ratio (robust to other load)."""
     key = next(name for name in baseline if name.startswith("cpu_ms_per"))
@@ -283,6 +305,7 @@ def main() -> None:
         "dpop_refresh", ["--rounds", "2", "--seconds", "2", "--per-run", "1500"] if quick else []
     )
     _, jwt_bearer = run_script("jwt_bearer", ["--rounds", "2", "--seconds", "2"] if quick else [])
+    _, rate_limits = run_script("rate_limits", ["--rounds", "3", "--seconds", "2"] if quick else [])
     rows = [
         *cli_startup_rows(cli),
         *token_check_rows(token_check_output),
@@ -291,6 +314,7 @@ def main() -> None:
         *refresh_scaling_rows(scaling),
         *dpop_rows(dpop_calls, dpop_refreshes),
         *jwt_bearer_rows(jwt_bearer),
+        *rate_limit_rows(rate_limits),
     ]
     load_after = Path("/proc/loadavg").read_text().split()[:3]
     print_table(rows, description, f"{' '.join(load_before)} / {' '.join(load_after)} (1, 5, 15 min)")

@@ -13,6 +13,7 @@ import re
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
@@ -156,6 +157,31 @@ def test_postgres_is_pinned_and_persistent(compose: dict[str, Any]) -> None:
     (volume,) = postgres["volumes"]
     assert volume.split(":")[0] in compose["volumes"], "a named volume"
     assert "ports" not in postgres, "Postgres is not published"
+
+
+def test_every_auth_replica_shares_one_redis(compose: dict[str, Any], env_example: dict[str, str]) -> None:
+    """Rate limits are one budget however many auth replicas run: AUTH_REDIS_URL names the redis service."""
+    rendered = interpolate_all(compose, env_example)["services"]
+    url = urlsplit(rendered["auth"]["environment"]["AUTH_REDIS_URL"])
+    assert (url.scheme, url.hostname, url.port) == ("redis", "redis", 6379)
+    redis = compose["services"]["redis"]
+    assert re.match(r"^redis:\d+\.\d+-\w+$", redis["image"]), "pin major.minor and the distribution"
+    assert "ports" not in redis, "Redis is not published"
+    assert redis["read_only"] is True
+    assert redis["cap_drop"] == ["ALL"]
+    assert redis["user"] == "999:999", "the image's redis user: no root entrypoint, no capabilities needed"
+    command = redis["command"]
+    assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+    assert compose["services"]["auth"]["depends_on"]["redis"]["condition"] == "service_started"
+
+
+def test_forwarded_for_is_believed_only_from_the_edge_namespace(
+    compose: dict[str, Any], env_example: dict[str, str]
+) -> None:
+    """The published ports reach the auth service from outside edge's namespace; only a proxy inside it is
+    believed about the client's address."""
+    rendered = interpolate_all(compose, env_example)["services"]
+    assert rendered["auth"]["environment"]["AUTH_FORWARDED_ALLOW_IPS"] == "127.0.0.1"
 
 
 def test_one_issuer_for_browser_and_services(compose: dict[str, Any], env_example: dict[str, str]) -> None:

@@ -2,7 +2,8 @@
 environment the overlay gives them, migrate, serve, and make the MCP servers Ready and able to check tokens.
 
 What a local cluster provides is stood in for as little as possible: the in-cluster Postgres by this
-machine's (a fresh database), the Service name `mcp-auth-server:9000` by the auth process's loopback
+machine's (a fresh database), the Redis Service `mcp-auth-redis:6379` by a private `redis-server`, the
+Service name `mcp-auth-server:9000` by the auth process's loopback
 address, and the containers' fixed ports by free ones. The issuer and resource URLs stay exactly as the
 overlay sets them (http://localhost:9000, http://localhost:9101/mcp): browsers reach them through
 port-forwards, while the MCP servers reach the auth service only through MCP_AUTH_INTERNAL_URL.
@@ -25,6 +26,7 @@ import pytest
 
 from mcp_testing.postgres import temporary_database
 from mcp_testing.processes import ServiceProcess, free_port, venv_script
+from mcp_testing.redis_server import RedisServer
 
 Manifest = dict[str, Any]
 LOOPBACK = "127.0.0.1"
@@ -90,15 +92,19 @@ def overlay(renders: dict[str, list[Manifest]]) -> DevOverlay:
 
 @pytest.fixture(scope="module")
 def running(overlay: DevOverlay, overlay_database: str) -> Iterator[dict[str, Any]]:
-    yield from run_overlay(overlay, overlay_database)
+    with RedisServer() as redis:
+        yield from run_overlay(overlay, overlay_database, redis.url)
 
 
-def run_overlay(overlay: DevOverlay, database_url: str) -> Iterator[dict[str, Any]]:
+def run_overlay(overlay: DevOverlay, database_url: str, redis_url: str) -> Iterator[dict[str, Any]]:
     auth_port, auth_metrics = free_port(), free_port()
     (init,) = overlay.auth["initContainers"]
     (serve,) = overlay.auth["containers"]
     # The overlay's Postgres is postgres:5432 in the cluster; here, this machine's, in its own database.
-    database = {"AUTH_DATABASE_URL": database_url}
+    # Its Redis is the Service mcp-auth-redis:6379; here, a redis-server of this test's own.
+    in_cluster = urlsplit(overlay.env(serve)["AUTH_REDIS_URL"])
+    assert (in_cluster.hostname, in_cluster.port) == ("mcp-auth-redis", 6379)
+    database = {"AUTH_DATABASE_URL": database_url, "AUTH_REDIS_URL": redis_url}
     migrated = subprocess.run(
         command(init),
         env=overlay.env(init, **database),

@@ -33,6 +33,9 @@ CUSTOM_RESOURCES = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 # Secrets the operator creates outside this repository (README.md says how); base and prod only refer.
 EXTERNAL_SECRETS = {"mcp-auth-secrets", "mcp-server-one-client", "mcp-server-two-client"}
 WORKLOADS = {"Deployment", "StatefulSet", "Job"}
+# Deployments that run exactly one pod and are never scaled: the auth service's Redis (two would be two
+# rate-limit budgets). They have no HPA and no metrics port of their own.
+SINGLE_INSTANCE = {"mcp-auth-redis"}
 INGRESS_NAMESPACE = "ingress-nginx"
 
 
@@ -204,15 +207,21 @@ def test_every_deployment_has_a_service_hpa_and_pdb(renders: dict[str, list[Mani
     for deployment in of_kind(objects, "Deployment"):
         name = deployment["metadata"]["name"]
         labels = deployment["spec"]["template"]["metadata"]["labels"]
-        assert "replicas" not in deployment["spec"], f"{name}: the HPA owns replicas"
-        (hpa,) = [
+        hpas = [
             h
             for h in of_kind(objects, "HorizontalPodAutoscaler")
             if h["spec"]["scaleTargetRef"]["name"] == name
         ]
-        assert hpa["apiVersion"] == "autoscaling/v2"
-        assert hpa["spec"]["scaleTargetRef"]["kind"] == "Deployment"
-        assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+        if name in SINGLE_INSTANCE:
+            assert deployment["spec"]["replicas"] == 1, name
+            assert deployment["spec"]["strategy"] == {"type": "Recreate"}, f"{name}: never two at once"
+            assert not hpas, f"{name} is never scaled"
+        else:
+            assert "replicas" not in deployment["spec"], f"{name}: the HPA owns replicas"
+            (hpa,) = hpas
+            assert hpa["apiVersion"] == "autoscaling/v2"
+            assert hpa["spec"]["scaleTargetRef"]["kind"] == "Deployment"
+            assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
         pdbs = [p for p in of_kind(objects, "PodDisruptionBudget") if selects(p["spec"]["selector"], labels)]
         assert len(pdbs) == 1, f"{name}: {len(pdbs)} PodDisruptionBudgets"
         services = [s for s in of_kind(objects, "Service") if matches(s["spec"].get("selector", {}), labels)]
@@ -341,6 +350,33 @@ def test_mcp_servers_reach_the_auth_service_inside_the_cluster(
         assert env["MCP_AUTH_INTERNAL_URL"] == f"http://mcp-auth-server:{http_port}"
 
 
+@pytest.mark.parametrize("target", ALL_TARGETS)
+def test_every_auth_replica_shares_the_in_cluster_redis(
+    renders: dict[str, list[Manifest]], target: str
+) -> None:
+    """One rate-limit budget for all replicas (issue 12): AUTH_REDIS_URL names the Redis Service and port."""
+    objects = renders[target]
+    url = urlsplit(config_data(objects, "mcp-auth-config")["AUTH_REDIS_URL"])
+    service = named(objects, "Service", url.hostname or "")
+    assert url.scheme == "redis"
+    assert url.port in {p["port"] for p in service["spec"]["ports"]}
+    redis = named(objects, "Deployment", "mcp-auth-redis")
+    assert matches(service["spec"]["selector"], redis["spec"]["template"]["metadata"]["labels"])
+    (container,) = pod_spec(redis)["containers"]
+    assert {"--save", "--appendonly", "--maxmemory", "--maxmemory-policy"} <= set(container["args"])
+    policy = container["args"][container["args"].index("--maxmemory-policy") + 1]
+    assert policy == "noeviction", "an evicted single-use identifier would let a replay through"
+
+
+@pytest.mark.parametrize("target", ALL_TARGETS)
+def test_the_client_address_is_taken_from_proxies_in_private_ranges_only(
+    renders: dict[str, list[Manifest]], target: str
+) -> None:
+    """Behind the ingress controller the peer is a proxy: X-Forwarded-For is believed from private ranges."""
+    trusted = config_data(renders[target], "mcp-auth-config")["AUTH_FORWARDED_ALLOW_IPS"].split(",")
+    assert trusted == ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+
+
 @pytest.mark.parametrize("target", OVERLAYS)
 def test_overlays_pin_every_image(renders: dict[str, list[Manifest]], target: str) -> None:
     for workload in (obj for obj in renders[target] if obj["kind"] in WORKLOADS):
@@ -444,6 +480,11 @@ MCP = Peer(
     },
 )
 POSTGRES = Peer("postgres", "app", {"app.kubernetes.io/name": "postgres"})
+REDIS = Peer(
+    "redis",
+    "app",
+    {"app.kubernetes.io/name": "mcp-auth-redis", "app.kubernetes.io/component": "shared-state"},
+)
 MIGRATE = Peer(
     "migrate-job",
     "app",
@@ -492,6 +533,15 @@ TRAFFIC = [
     (MCP, POSTGRES, 5432, "TCP", False),
     (OTHER_POD, POSTGRES, 5432, "TCP", False),
     (INGRESS_CONTROLLER, POSTGRES, 5432, "TCP", False),
+    # Redis: the auth service only, and Redis reaches nothing.
+    (AUTH, REDIS, 6379, "TCP", True),
+    (MCP, REDIS, 6379, "TCP", False),
+    (OTHER_POD, REDIS, 6379, "TCP", False),
+    (INGRESS_CONTROLLER, REDIS, 6379, "TCP", False),
+    (OTHER_NAMESPACE, REDIS, 6379, "TCP", False),
+    (REDIS, INTERNET, 443, "TCP", False),
+    (REDIS, AUTH, 9000, "TCP", False),
+    (REDIS, KUBE_DNS, 53, "UDP", True),
 ]
 
 
@@ -620,6 +670,8 @@ def test_ingresses_route_the_public_paths_only(
 def test_metrics_are_a_port_of_their_own(renders: dict[str, list[Manifest]], target: str) -> None:
     objects = renders[target]
     for deployment in of_kind(objects, "Deployment"):
+        if deployment["metadata"]["name"] in SINGLE_INSTANCE:
+            continue  # Redis: no metrics of its own (the auth service exports its reachability)
         (container,) = pod_spec(deployment)["containers"]
         ports = {port["name"]: port["containerPort"] for port in container["ports"]}
         env = {v["name"]: v.get("value") for v in container.get("env", [])}

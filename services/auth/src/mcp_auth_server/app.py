@@ -75,7 +75,7 @@ from mcp_auth_server.web.body_limits import BoundedBodies
 from mcp_auth_server.web.cookies import CookiePolicy
 from mcp_auth_server.web.cors import OpenCorsForPaths
 from mcp_auth_server.web.pages import error_page
-from mcp_auth_server.web.rate_limits import RateLimits
+from mcp_auth_server.web.rate_limits import RateLimits, rate_limit_store
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "web" / "templates"
@@ -111,6 +111,7 @@ def create_app(settings: AuthSettings) -> FastAPI:
             await runtime.trusted_issuers.aclose()
             await runtime.http.aclose()
             await runtime.clients.aclose()
+            await runtime.rate_limits.aclose()
             if runtime.redis is not None:
                 await runtime.redis.aclose()
             await runtime.engine.dispose()
@@ -207,7 +208,7 @@ async def build_runtime(settings: AuthSettings) -> Runtime:
         clients=ClientResolver(
             sessions, _metadata_document_fetcher(settings), settings.auth_client_idle_days
         ),
-        rate_limits=RateLimits(settings),
+        rate_limits=RateLimits(settings, rate_limit_store(settings)),
         replay=replay,
         redis=redis,
         dpop=_dpop_verifier(settings, replay),

@@ -340,19 +340,24 @@ class AuthSettings(BaseSettings):
     auth_client_idle_days: int = Field(default=0, ge=0)
     """Forget dynamically registered and document clients unused this many days (0: never)."""
     auth_rate_limits: bool | None = None
-    """Per-replica rate limits on or off. Unset: on, except on a loopback issuer."""
+    """Rate limits on or off (one budget for every replica with `AUTH_REDIS_URL`, else one per process).
+    Unset: on, except on a loopback issuer."""
     auth_rate_limit_register: str = "20/hour"
-    """`/register` limit per client IP, as `N/second`, `N/minute` or `N/hour`."""
+    """`/register` limit per source address (an IPv6 address by its /64), as `N/second`, `N/minute` or
+    `N/hour`."""
     auth_rate_limit_authorize: str = "60/minute"
-    """`/authorize` limit per IP and per client."""
+    """`/authorize` limit per source address; the `client_id` a request names is never what is counted."""
     auth_rate_limit_token: str = "600/minute"
-    """`/token` limit per IP and per client."""
+    """`/token` limit per source address, and per client once the client has authenticated (public clients
+    never do: per address only)."""
     auth_forwarded_allow_ips: str | None = None
-    """Proxies whose `X-Forwarded-For` names the client's address (rate limits and audit only; URLs never come
-    from headers). Unset: the peer address is the client's."""
+    """Comma-separated addresses or networks (`10.0.0.0/8`) of proxies whose `X-Forwarded-For` names the
+    client's address: the rightmost address not in this list is the client (rate limits and audit only; URLs
+    never come from headers). Unset: the peer address is the client's."""
     auth_redis_url: str | None = None
-    """Redis shared by every replica (`redis://host:6379/0`): single-use identifiers and rate limits. Unset:
-    single-use identifiers are kept in the database."""
+    """Redis shared by every replica (`redis://host:6379/0`, `rediss://` for TLS): rate limits (skipped,
+    never refusing, while it is unreachable) and single-use identifiers (503 while it is unreachable). Unset:
+    rate limits in each process's memory, single-use identifiers in the database."""
     auth_dpop_nonces: bool = False
     """`on`: every DPoP proof at `/token` must carry a current server nonce (RFC 9449 §8; stateless and
     rotating, valid on every replica through `AUTH_SECRET_KEY`)."""

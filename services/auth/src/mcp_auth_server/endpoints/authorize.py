@@ -54,7 +54,6 @@ from mcp_auth_server.store.resources import RegisteredResource, UnknownResource
 from mcp_auth_server.store.standings import client_standing
 from mcp_auth_server.web.cookies import BROWSER
 from mcp_auth_server.web.pages import error_page, render
-from mcp_auth_server.web.rate_limits import client_ip
 
 router = APIRouter()
 MAX_STATE = 2048  # authorization_requests.client_state
@@ -74,8 +73,8 @@ SINGLE_VALUED = (
 @router.get("/authorize", summary="Authorization endpoint (RFC 6749 §4.1.1)")
 async def authorize(request: Request, runtime: RuntimeDep) -> Response:
     params = request.query_params
-    limits = runtime.rate_limits
-    limits.check(limits.authorize, client_ip(request), params.get("client_id"))
+    # Per address only: the client id is a claim anyone can make, so it must not name whose budget is spent.
+    await runtime.rate_limits.check_address(runtime.rate_limits.authorize, request)
     # RFC 6749 §3.1: a parameter sent twice makes the request invalid; decide before trusting any.
     repeated = [name for name in SINGLE_VALUED if len(params.getlist(name)) > 1]
     if "client_id" in repeated or "redirect_uri" in repeated:

@@ -18,14 +18,13 @@ from mcp_auth_server.oauth.rfc7591_client_metadata import parse_client_metadata
 from mcp_auth_server.oauth.rfc8259_json import InvalidJson, parse_json_text
 from mcp_auth_server.store import audit
 from mcp_auth_server.store.clients import create_client
-from mcp_auth_server.web.rate_limits import client_ip
 
 router = APIRouter()
 
 
 @router.post("/register", status_code=201, summary="Dynamic client registration (RFC 7591)")
 async def register(request: Request, runtime: RuntimeDep) -> JSONResponse:
-    runtime.rate_limits.check(runtime.rate_limits.register, client_ip(request))
+    await runtime.rate_limits.check_address(runtime.rate_limits.register, request)
     check_may_register(runtime.settings, request.headers.get("authorization"))
     body = await request.body()  # bounded while it streams (web/body_limits.py)
     try:

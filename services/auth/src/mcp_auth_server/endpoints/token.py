@@ -20,14 +20,13 @@ from mcp_auth_server.grants.client_authentication import authenticate_client, lo
 from mcp_auth_server.grants.registry import GRANT_TYPES
 from mcp_auth_server.oauth.errors import OAuthError, invalid_request
 from mcp_auth_server.oauth.rfc6749_client_authentication import (
-    claimed_client_id,
+    NONE,
     presented_client,
     presents_client,
 )
 from mcp_auth_server.oauth.rfc9449_dpop import dpop_error
 from mcp_auth_server.runtime import Runtime
 from mcp_auth_server.store.clients import touch
-from mcp_auth_server.web.rate_limits import client_ip
 
 router = APIRouter()
 
@@ -37,10 +36,10 @@ async def token(request: Request) -> Response:
     # The hottest endpoint takes no FastAPI dependencies: resolving them (an exit stack for the
     # session) was a tenth of a refresh's CPU.
     runtime = runtime_of(request)
+    limits = runtime.rate_limits
+    await limits.check_address(limits.token, request)  # before anything (the body too): the address's budget
     form = await read_form(request)
     authorization = request.headers.get("authorization")
-    limits = runtime.rate_limits
-    limits.check(limits.token, client_ip(request), claimed_client_id(authorization, form.params))
     grant_type = form.params.get("grant_type", "")
     grant = GRANT_TYPES.get(grant_type)
     if grant is None:
@@ -67,6 +66,8 @@ async def token(request: Request) -> Response:
                 result = await grant.without_client(runtime, session, None, grant_request)
             else:
                 client = await authenticate_client(runtime, session, presented, lookup)
+                if client.token_endpoint_auth_method != NONE:  # proved: now its own budget is spent too
+                    await limits.check_client(limits.token, client.client_id)
                 await touch(session, client)
                 result = await grant.handle(runtime, session, client, grant_request)
     except OAuthError as exc:

@@ -77,14 +77,6 @@ def presents_client(authorization: str | None, form: Mapping[str, str]) -> bool:
     )
 
 
-def claimed_client_id(authorization: str | None, form: Mapping[str, str]) -> str | None:
-    """The client a request says it is, before authenticating it (for rate limiting)."""
-    try:
-        return presented_client(authorization, form).client_id
-    except Exception:  # malformed credentials name no client
-        return None
-
-
 def check_client_authentication(
     presented: PresentedClient, registered_method: str, secret_hash: str | None
 ) -> None:

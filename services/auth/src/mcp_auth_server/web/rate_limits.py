@@ -1,69 +1,202 @@
-"""Per-replica rate limits on /register, /authorize and /token, per IP and per client.
+"""Rate limits on /register, /authorize and /token that an outsider cannot aim at anyone else.
 
-Token buckets in memory, bounded in size: cheap, and enough to blunt registration spam and
-secret guessing at one replica. Several replicas multiply the allowance, so a multi-replica
-deployment should also limit at the ingress (README, Deployment).
+What is counted (docs/security.md, Rate limits):
+- Before a client has proved who it is, a request counts against its source address only. Naming a
+  client id spends the sender's own budget, never the client's: nobody locks a shared client (a
+  pre-registered one, claude.ai's metadata document) out by naming it. /register and /authorize are
+  anonymous by nature (the browser at /authorize is not the client), so they count per address, which
+  is also per client and address.
+- At /token, once the client has authenticated (its secret checked), the request also counts against
+  that client. A public client (`none`) never authenticates, so it counts per address only.
+- An IPv6 address counts by its /64, the block one subscriber usually holds: otherwise one host could
+  walk through 2^64 budgets.
+
+Counting is the `limits` library's sliding-window counter, one hit per limit per request: in Redis when
+AUTH_REDIS_URL is set, so every replica draws from the same budget; otherwise in this process's memory
+(one replica, `make dev`). If Redis cannot be reached (or, full, refuses a write), checks are skipped (fail
+open): rate limits guard capacity, and an outage of their store must never refuse a sign-in. The outage
+is logged once, shown on /metrics (`mcp_auth_rate_limit_storage_up` 0,
+`mcp_auth_rate_limit_checks_skipped_total`), and the store is tried again after a second.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import math
 import time
-from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
 
+from limits import RateLimitItem, RateLimitItemPerHour, RateLimitItemPerMinute, RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.errors import StorageError
+from prometheus_client import Counter, Gauge
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 from starlette.requests import Request
 
 from mcp_auth_server.oauth.errors import OAuthError
 from mcp_auth_server.settings import AuthSettings, parse_rate
 
-MAX_KEYS = 100_000
+log = logging.getLogger(__name__)
+
+ITEMS: dict[int, type[RateLimitItem]] = {
+    1: RateLimitItemPerSecond,
+    60: RateLimitItemPerMinute,
+    3600: RateLimitItemPerHour,
+}
+# A rate-limit check waits at most this long for Redis; after a failure the store rests this long.
+STORE_TIMEOUT_SECONDS = 0.5
+STORE_RETRY_SECONDS = 1.0
+
+STORAGE_UP = Gauge(
+    "mcp_auth_rate_limit_storage_up",
+    "1 while the rate limits' store (Redis with AUTH_REDIS_URL, else memory) answers; 0 while rate limiting "
+    "is off because it does not",
+    multiprocess_mode="livemin",
+)
+CHECKS_SKIPPED = Counter(
+    "mcp_auth_rate_limit_checks_skipped_total",
+    "Rate-limit checks skipped (the request let through unlimited) because the store was unreachable",
+)
 
 
 def client_ip(request: Request) -> str | None:
-    """The peer address as uvicorn reports it (behind a proxy, set --forwarded-allow-ips accordingly)."""
+    """The peer address as uvicorn reports it: from `X-Forwarded-For` only when the peer is a proxy named in
+    AUTH_FORWARDED_ALLOW_IPS (uvicorn's proxy-headers middleware, cli/server.py)."""
     return request.client.host if request.client else None
 
 
-class TokenBuckets:
-    def __init__(self, rate: str) -> None:
-        count, period = parse_rate(rate)
-        self.capacity = float(count)
-        self.per_second = count / period
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+def address_key(host: str | None) -> str:
+    """The budget an address draws on: an IPv6 address's /64; an IPv4 address (mapped or not) itself."""
+    if host is None:
+        return "unknown"  # no peer address (a Unix socket): everyone shares one budget rather than none
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # not an address (a trusted proxy said so); still one budget per value
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
-    def take(self, key: str) -> float:
-        """Spend one token for `key`; 0 if allowed, else the seconds until one is available."""
-        moment = time.monotonic()
-        tokens, updated = self._buckets.pop(key, (self.capacity, moment))
-        tokens = min(self.capacity, tokens + (moment - updated) * self.per_second)
-        if tokens >= 1:
-            self._buckets[key] = (tokens - 1, moment)
-            wait = 0.0
-        else:
-            self._buckets[key] = (tokens, moment)
-            wait = (1 - tokens) / self.per_second
-        if len(self._buckets) > MAX_KEYS:
-            self._buckets.popitem(last=False)  # forget the least recently seen key
-        return wait
+
+@dataclass(frozen=True)
+class Limit:
+    endpoint: str  # "register", "authorize" or "token": part of every key
+    item: RateLimitItem
+
+
+def limit_for(endpoint: str, rate: str) -> Limit:
+    count, period = parse_rate(rate)
+    return Limit(endpoint, ITEMS[period](count))
 
 
 class RateLimits:
-    def __init__(self, settings: AuthSettings) -> None:
+    def __init__(self, settings: AuthSettings, store: FailOpenStore) -> None:
         self.enabled = settings.rate_limits_enabled
-        self.register = TokenBuckets(settings.auth_rate_limit_register)
-        self.authorize = TokenBuckets(settings.auth_rate_limit_authorize)
-        self.token = TokenBuckets(settings.auth_rate_limit_token)
+        self.register = limit_for("register", settings.auth_rate_limit_register)
+        self.authorize = limit_for("authorize", settings.auth_rate_limit_authorize)
+        self.token = limit_for("token", settings.auth_rate_limit_token)
+        self._store = store
 
-    def check(self, buckets: TokenBuckets, *keys: str | None) -> None:
-        """Raise 429 (with Retry-After, as OAuth JSON) when any of the keys is over its rate."""
+    async def check_address(self, limit: Limit, request: Request) -> None:
+        """Count the request against its source address: the only budget an unauthenticated request spends."""
+        await self._check(limit, "address", address_key(client_ip(request)))
+
+    async def check_client(self, limit: Limit, client_id: str) -> None:
+        """Count the request against a client that has just authenticated (never before: see the module)."""
+        await self._check(limit, "client", client_id)
+
+    async def _check(self, limit: Limit, kind: str, key: str) -> None:
+        """Raise 429 (with Retry-After, as OAuth JSON) when the key is over its rate."""
         if not self.enabled:
             return
-        wait = max((buckets.take(key) for key in keys if key), default=0.0)
-        if wait > 0:
-            seconds = max(1, math.ceil(wait))
+        wait = await self._store.hit(limit.item, limit.endpoint, kind, key)
+        if wait is not None:
             raise OAuthError(
                 "temporarily_unavailable",
-                f"too many requests; retry in {seconds} s",
+                f"too many requests; retry in {wait} s",
                 429,
-                {"Retry-After": str(seconds)},
+                {"Retry-After": str(wait)},
             )
+
+    async def aclose(self) -> None:
+        await self._store.aclose()
+
+
+class FailOpenStore:
+    """The limiter over its storage; while the storage is down, requests pass (and that is said once)."""
+
+    def __init__(self, storage: Storage, redis: Redis | None = None) -> None:
+        self._limiter = SlidingWindowCounterRateLimiter(storage)
+        self._redis = redis
+        self._resting_until = 0.0
+        self._down = False
+        STORAGE_UP.set(1)
+
+    async def hit(self, item: RateLimitItem, *identifiers: str) -> int | None:
+        """Spend one request; None when allowed (or not counted), else the seconds to wait."""
+        if self._down and time.monotonic() < self._resting_until:
+            CHECKS_SKIPPED.inc()
+            return None
+        try:
+            if await self._limiter.hit(item, *identifiers):
+                wait = None
+            else:
+                reset_at = (await self._limiter.get_window_stats(item, *identifiers)).reset_time
+                wait = max(1, math.ceil(reset_at - time.time()))
+        except (StorageError, RedisError, OSError) as exc:
+            self._failed(exc)
+            return None
+        if self._down:
+            self._down = False
+            STORAGE_UP.set(1)
+            log.warning("rate limits are on again: their store (AUTH_REDIS_URL) answers")
+        return wait
+
+    def _failed(self, exc: Exception) -> None:
+        CHECKS_SKIPPED.inc()
+        self._resting_until = time.monotonic() + STORE_RETRY_SECONDS
+        if not self._down:
+            self._down = True
+            STORAGE_UP.set(0)
+            cause = exc.storage_error if isinstance(exc, StorageError) else exc
+            log.error(
+                "rate limits are OFF: their store at AUTH_REDIS_URL failed (%s: %s); requests are "
+                "served unlimited until it answers, check Redis and AUTH_REDIS_URL",
+                type(cause).__name__,
+                cause,
+            )
+
+    async def aclose(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+
+
+def rate_limit_store(settings: AuthSettings) -> FailOpenStore:
+    """Redis when AUTH_REDIS_URL is set (its own connections: short timeouts, no retries, so an outage costs
+    a request half a second at most, once a second), otherwise this process's memory."""
+    if not settings.auth_redis_url or not settings.rate_limits_enabled:
+        return FailOpenStore(MemoryStorage())
+    redis = Redis.from_url(
+        settings.auth_redis_url,
+        socket_connect_timeout=STORE_TIMEOUT_SECONDS,
+        socket_timeout=STORE_TIMEOUT_SECONDS,
+        retry=Retry(NoBackoff(), 0),
+    )
+    # The pool carries the URL's host, credentials and TLS (`limits` types its options as scalars only).
+    pool: dict[str, Any] = {"connection_pool": redis.connection_pool}
+    storage = RedisStorage(
+        "async+redis://",
+        implementation="redispy",
+        **pool,
+        key_prefix=f"mcp-auth:rate-limits:{settings.auth_issuer}",  # one budget per deployment
+        wrap_exceptions=True,
+    )
+    return FailOpenStore(storage, redis)
