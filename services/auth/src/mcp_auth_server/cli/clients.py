@@ -3,6 +3,10 @@
 Kinds: public (PKCE, no secret), confidential (secret, shown once), `--machine` (the
 client_credentials grant, limited to the resources and scopes given), and `--resource-server`
 (an MCP server's own client: token exchange for upstream tokens and introspection).
+
+A confidential client may authenticate with its own key instead of a secret (`private_key_jwt`, RFC
+7523 §2.2): `--jwks-uri URL` where it publishes its public keys, or `--jwks` with the JWK Set itself
+(JSON, or `@file`). It then has no secret at all.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import argparse
 import json
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -19,9 +24,11 @@ from mcp_auth_server.cli.database import command_session, table, when
 from mcp_auth_server.cli.errors import CommandError
 from mcp_auth_server.crypto.opaque_tokens import hash_secret
 from mcp_auth_server.db.models import Client
+from mcp_auth_server.oauth.client_jwks import InvalidJwksUri, check_jwks_uri, check_public_jwks
 from mcp_auth_server.oauth.rfc8252_redirect_uris import InvalidRedirectUri, check_registrable
 from mcp_auth_server.oauth.rfc8707_resource_indicators import InvalidResource, canonical_resource
-from mcp_auth_server.store.clients import create_client
+from mcp_auth_server.settings import AuthSettings
+from mcp_auth_server.store.clients import PRIVATE_KEY_JWT, create_client
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 
@@ -48,6 +55,13 @@ def register(commands: Any) -> None:
         "--secret-env",
         metavar="VAR",
         help="take the secret from environment variable VAR (at least 32 characters)",
+    )
+    keys = add.add_mutually_exclusive_group()
+    keys.add_argument(
+        "--jwks-uri", metavar="URL", help="private_key_jwt: where the client publishes its public keys"
+    )
+    keys.add_argument(
+        "--jwks", metavar="JSON|@FILE", help="private_key_jwt: the client's public keys (a JWK Set)"
     )
     add.add_argument(
         "--update",
@@ -90,6 +104,36 @@ def _canonical(value: str) -> str:
         raise CommandError(f"{value}: {exc}") from None
 
 
+def _registered_keys(args: argparse.Namespace, settings: AuthSettings) -> dict[str, Any]:
+    """The private_key_jwt fields from --jwks / --jwks-uri (checked as /register checks them), or {}."""
+    if args.jwks_uri is None and args.jwks is None:
+        return {}
+    if args.public:
+        raise CommandError("--jwks and --jwks-uri are for confidential clients; a --public client has none")
+    if args.secret_env:
+        raise CommandError("a client authenticates with a secret or with keys: not --secret-env and --jwks")
+    fields: dict[str, Any] = {"token_endpoint_auth_method": PRIVATE_KEY_JWT, "jwks": None, "jwks_uri": None}
+    if args.jwks_uri is not None:
+        try:
+            fields["jwks_uri"] = check_jwks_uri(args.jwks_uri, allow_loopback=settings.is_local)
+        except InvalidJwksUri as exc:
+            raise CommandError(f"--jwks-uri: {exc}") from None
+        return fields
+    text = args.jwks
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text()
+        except OSError as exc:
+            raise CommandError(f"--jwks: cannot read {text[1:]}: {exc.strerror}") from None
+    try:
+        fields["jwks"] = check_public_jwks(json.loads(text))
+    except json.JSONDecodeError:
+        raise CommandError("--jwks: not JSON (give the JWK Set, or @file)") from None
+    except ValueError as exc:
+        raise CommandError(f"--jwks: {exc}") from None
+    return fields
+
+
 async def add_client(args: argparse.Namespace) -> None:
     fields: dict[str, Any]
     if args.machine:
@@ -128,14 +172,19 @@ async def add_client(args: argparse.Namespace) -> None:
     chosen_secret = _secret_from_environment(args.secret_env, public=args.public)
     if args.client_id is not None:
         _check_client_id(args.client_id)
-    async with command_session() as (_settings, session):
+    async with command_session() as (settings, session):
+        fields.update(_registered_keys(args, settings))
         existing = await session.get(Client, args.client_id) if args.client_id else None
         if existing is not None and not args.update:
             raise CommandError(f"client {args.client_id} exists (add --update to change it in place)")
         if existing is not None:
             client, secret = existing, chosen_secret
+            fields.setdefault("jwks", None)
+            fields.setdefault("jwks_uri", None)
             for name, value in {**fields, "client_name": args.name}.items():
                 setattr(client, name, value)
+            if client.token_endpoint_auth_method == PRIVATE_KEY_JWT:
+                secret = None
             client.client_secret_hash = hash_secret(secret) if secret else None
         else:
             client, secret = create_client(
@@ -152,6 +201,11 @@ async def add_client(args: argparse.Namespace) -> None:
     if secret:
         print(f"client_secret: {secret}")
         print("The secret is shown only now; it is stored hashed.")
+    if client.token_endpoint_auth_method == PRIVATE_KEY_JWT:
+        print(
+            "It authenticates with private_key_jwt: assertions signed by its registered keys, aud",
+            settings.auth_issuer,
+        )
 
 
 async def list_clients(_args: argparse.Namespace) -> None:

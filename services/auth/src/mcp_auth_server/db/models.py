@@ -69,6 +69,9 @@ class Client(Base):
     metadata_expires_at: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger)
     last_used_at: Mapped[int | None] = mapped_column(BigInteger)
+    # private_key_jwt clients (RFC 7523 §2.2): their public keys, inline (RFC 7591 `jwks`) or by URL.
+    jwks: Mapped[dict[str, Any] | None] = mapped_column()
+    jwks_uri: Mapped[str | None] = mapped_column(String(2000))
 
 
 class Resource(Base):

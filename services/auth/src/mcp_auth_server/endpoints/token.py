@@ -16,7 +16,7 @@ from mcp_auth_kit.rfc9449_dpop_proofs import DPoPError, DPoPProof, single_proof
 from mcp_auth_server.endpoints.dependencies import runtime_of, transaction
 from mcp_auth_server.endpoints.forms import read_form
 from mcp_auth_server.endpoints.responses import no_store_json
-from mcp_auth_server.grants.client_authentication import authenticate_client
+from mcp_auth_server.grants.client_authentication import authenticate_client, prove_client_assertion
 from mcp_auth_server.grants.registry import GRANT_TYPES
 from mcp_auth_server.oauth.errors import OAuthError, invalid_request
 from mcp_auth_server.oauth.rfc6749_client_authentication import claimed_client_id, presented_client
@@ -53,8 +53,9 @@ async def token(request: Request) -> Response:
         except ValidationError as exc:
             raise invalid_request(_first_problem(exc)) from None
         presented = presented_client(authorization, form.params)
+        assertion = await prove_client_assertion(runtime, presented)  # also before the transaction
         async with transaction(runtime) as session:
-            client = await authenticate_client(runtime, session, presented)
+            client = await authenticate_client(runtime, session, presented, assertion)
             await touch(session, client)
             result = await grant.handle(runtime, session, client, grant_request)
     except OAuthError as exc:

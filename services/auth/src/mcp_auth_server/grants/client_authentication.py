@@ -1,30 +1,100 @@
 """Finding the client a token, revocation or introspection request comes from, and checking its proof.
 
 An unknown or deleted client gets 401 `invalid_client`, on which claude.ai registers again.
+
+A `private_key_jwt` client's assertion (RFC 7523 §2.2) is checked by `prove_client_assertion` before
+the request's transaction begins: recording its `jti` may take a pooled connection of its own (the
+database replay cache), and a request holding one connection while waiting for a second can deadlock a
+full pool. `authenticate_client` then refuses a private_key_jwt request that comes without that proof.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mcp_auth_kit.jwks import VerificationKey
 from mcp_auth_server.db.models import Client
 from mcp_auth_server.oauth.client_id_metadata_document import InvalidMetadataDocument
 from mcp_auth_server.oauth.errors import invalid_client
-from mcp_auth_server.oauth.rfc6749_client_authentication import PresentedClient, check_client_authentication
+from mcp_auth_server.oauth.rfc6749_client_authentication import (
+    NONE,
+    PresentedClient,
+    check_client_method,
+    check_client_secret,
+)
+from mcp_auth_server.oauth.rfc7523_client_assertions import (
+    PRIVATE_KEY_JWT,
+    ClientAssertion,
+    InvalidClientAssertion,
+    verify_client_assertion,
+)
 from mcp_auth_server.policy.credentials import CredentialRefused, check_client
 from mcp_auth_server.policy.question import Path
 from mcp_auth_server.runtime import Runtime
 from mcp_auth_server.store.standings import client_standing
 
+ASSERTION_JTIS = "client-assertion"  # the replay cache's namespace for client assertions' jtis
 
-async def authenticate_client(runtime: Runtime, session: AsyncSession, presented: PresentedClient) -> Client:
+
+async def find_client(runtime: Runtime, session: AsyncSession, client_id: str) -> Client:
     try:
-        client = await runtime.clients.find(session, presented.client_id)
+        client = await runtime.clients.find(session, client_id)
     except InvalidMetadataDocument as exc:
         raise invalid_client(f"the client metadata document was refused: {exc}") from None
     if client is None:
         raise invalid_client("unknown client")
-    check_client_authentication(presented, client.token_endpoint_auth_method, client.client_secret_hash)
+    return client
+
+
+async def prove_client_assertion(runtime: Runtime, presented: PresentedClient) -> ClientAssertion | None:
+    """RFC 7523 §3: a private_key_jwt request's assertion, verified and its `jti` spent; None for
+    requests that authenticate otherwise. Call before the request's transaction."""
+    if presented.method != PRIVATE_KEY_JWT or presented.assertion is None:
+        return None
+    async with runtime.sessions() as session:  # a short read of the client's keys, released at once
+        client = await find_client(runtime, session, presented.client_id)
+        method, jwks, jwks_uri = client.token_endpoint_auth_method, client.jwks, client.jwks_uri
+        await session.commit()
+    check_client_method(presented, method)
+
+    async def registered_keys(kid: str | None) -> Sequence[VerificationKey]:
+        return await runtime.client_keys.candidates(presented.client_id, jwks, jwks_uri, kid)
+
+    issuer = runtime.settings.auth_issuer
+    try:
+        proof = await verify_client_assertion(
+            presented.assertion,
+            client_id=presented.client_id,
+            keys=registered_keys,
+            audiences=(issuer, runtime.url("/token")),
+        )
+    except InvalidClientAssertion as exc:
+        raise invalid_client(str(exc)) from None
+    # RFC 7523 §3 item 7: one use per jti, per client, on every replica, until the assertion expires.
+    if not await runtime.replay.first_use(
+        ASSERTION_JTIS, f"{proof.client_id}\n{proof.jti}", proof.expires_at
+    ):
+        raise invalid_client("this client assertion has been used before")
+    return proof
+
+
+async def authenticate_client(
+    runtime: Runtime,
+    session: AsyncSession,
+    presented: PresentedClient,
+    assertion: ClientAssertion | None = None,
+) -> Client:
+    """The registered client the request proves to be, by the method it registered (RFC 6749 §2.3):
+    its secret, its assertion (`assertion`, from `prove_client_assertion`), or nothing for `none`."""
+    client = await find_client(runtime, session, presented.client_id)
+    check_client_method(presented, client.token_endpoint_auth_method)
+    if presented.method == PRIVATE_KEY_JWT:
+        if assertion is None or assertion.client_id != client.client_id:
+            raise invalid_client("client authentication failed")
+    elif presented.method != NONE:
+        check_client_secret(presented, client.client_secret_hash)
     return client
 
 

@@ -13,6 +13,7 @@ from mcp_auth_server.db.models import Client
 from mcp_auth_server.db.statements import Sql, Statement, columns, json_columns_of
 
 PUBLIC = "none"
+PRIVATE_KEY_JWT = "private_key_jwt"  # authenticates with its registered keys (RFC 7523 §2.2), no secret
 
 
 def new_client_id() -> str:
@@ -38,12 +39,15 @@ def create_client(
     served_resource: str | None = None,
     client_id: str | None = None,
     secret: str | None = None,
+    jwks: dict[str, Any] | None = None,
+    jwks_uri: str | None = None,
 ) -> tuple[Client, str | None]:
-    """Add a client; returns it with its secret in clear (shown once), None for public clients.
+    """Add a client; returns it with its secret in clear (shown once), None for public clients and
+    clients that authenticate with their keys (`jwks` or `jwks_uri`).
 
     An operator may choose the id and secret (declarative deployments); otherwise both are random.
     """
-    if token_endpoint_auth_method == PUBLIC:
+    if token_endpoint_auth_method in (PUBLIC, PRIVATE_KEY_JWT):
         secret = None
     elif secret is None:
         secret = new_secret(32)
@@ -61,6 +65,8 @@ def create_client(
         allowed_scopes=allowed_scopes or [],
         served_resource=served_resource,
         metadata_document=metadata_document or {},
+        jwks=jwks,
+        jwks_uri=jwks_uri,
         created_at=now(),
     )
     session.add(client)

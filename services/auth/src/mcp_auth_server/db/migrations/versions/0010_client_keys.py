@@ -1,0 +1,30 @@
+"""client_keys: the public keys of private_key_jwt clients (RFC 7523 §2.2)
+
+RFC 7591 §2 `jwks` (a JWK Set, inline) or `jwks_uri` (where the client publishes it); at most one of
+the two. Clients that authenticate with a secret, or none, have neither.
+
+Revision ID: 0010
+Revises: 0008
+Create Date: 2026-12-07 20:15:00.000000
+"""
+
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0010'
+down_revision = '0008'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('clients', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('jwks', sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column('jwks_uri', sa.String(length=2000), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('clients', schema=None) as batch_op:
+        batch_op.drop_column('jwks_uri')
+        batch_op.drop_column('jwks')
