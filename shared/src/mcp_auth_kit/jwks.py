@@ -27,7 +27,12 @@ from prometheus_client import Counter
 
 from mcp_auth_kit.availability import VerificationUnavailable
 from mcp_auth_kit.rfc7638_jwk_thumbprints import jwk_thumbprint
-from mcp_auth_kit.rfc8414_discovery import DiscoveryError, IssuerMismatch, discover_endpoint
+from mcp_auth_kit.rfc8414_discovery import (
+    DiscoveryError,
+    IssuerMismatch,
+    discover_endpoint,
+    discover_jwks_uri,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -124,8 +129,11 @@ class JWKSCache:
         refetch_interval: float = 10.0,
         timeout: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        openid_discovery: bool = False,
     ) -> None:
         self.issuer = issuer
+        # Another party's issuer (an enterprise IdP, a cluster): OpenID Connect Discovery first.
+        self._openid_discovery = openid_discovery
         self._owns_client = http_client is None
         self._client = http_client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
         self._jwks_uri = jwks_uri
@@ -267,7 +275,9 @@ class JWKSCache:
             self._background = asyncio.get_running_loop().create_task(self._refresh_if_due(self._clock()))
 
     async def _fetch(self) -> None:
-        if self._jwks_uri is None:
+        if self._jwks_uri is None and self._openid_discovery:
+            self._jwks_uri = await discover_jwks_uri(self._client, self.issuer)
+        elif self._jwks_uri is None:
             self._jwks_uri = await discover_endpoint(
                 self._client, self.issuer, "jwks_uri", self._internal_url
             )
@@ -286,3 +296,15 @@ class JWKSCache:
         self._keys = keys
         self._loaded = True
         self._expires_at = self._clock() + lifetime
+
+
+class StaticJWKS:
+    """A JWK Set given in configuration (an issuer we cannot reach): the same `get` as `JWKSCache`."""
+
+    def __init__(self, document: Mapping[str, Any]) -> None:
+        self._keys = parse_jwks(dict(document), {})
+        if not self._keys:
+            raise ValueError("the JWK Set holds no usable signature key")
+
+    async def get(self, kid: str) -> VerificationKey | None:
+        return self._keys.get(kid)

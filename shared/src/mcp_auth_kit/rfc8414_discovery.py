@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 import httpx
 
 WELL_KNOWN = "/.well-known/oauth-authorization-server"
+# OpenID Connect Discovery 1.0 §4: appended to the issuer (after its path, unlike RFC 8414's suffix).
+OPENID_CONFIGURATION = "/.well-known/openid-configuration"
 
 
 class DiscoveryError(Exception):
@@ -77,22 +79,9 @@ async def fetch_metadata(
     client: httpx.AsyncClient, issuer: str, internal_url: str | None = None
 ) -> dict[str, Any]:
     """Fetch the issuer's metadata and refuse any document that names another issuer."""
-    url = metadata_url(issuer, internal_url)
-    try:
-        response = await client.get(url, headers={"Accept": "application/json"})
-        response.raise_for_status()
-        document = response.json()
-    except httpx.HTTPStatusError as exc:
-        raise DiscoveryError(f"cannot fetch {url}: HTTP {exc.response.status_code}") from exc
-    except (httpx.HTTPError, ValueError) as exc:
-        raise DiscoveryError(f"cannot fetch {url}: {type(exc).__name__}: {exc}") from exc
-    if not isinstance(document, dict):
-        raise DiscoveryError(f"{url} is not a JSON object")
     # RFC 8414 §3.3: the metadata's issuer MUST be identical to the issuer the URL was built from; with an
     # internal URL, identical to the public issuer all the same (tokens carry that one).
-    if document.get("issuer") != issuer:
-        raise IssuerMismatch(expected=issuer, got=document.get("issuer"), url=url)
-    return document
+    return await _fetch_document(client, metadata_url(issuer, internal_url), issuer)
 
 
 def endpoint(document: dict[str, Any], name: str) -> str:
@@ -109,3 +98,32 @@ async def discover_endpoint(
     """The URL to call for endpoint `name` of `issuer` (through `internal_url` when given)."""
     document = await fetch_metadata(client, issuer, internal_url)
     return via_internal(endpoint(document, name), issuer, internal_url)
+
+
+async def discover_jwks_uri(client: httpx.AsyncClient, issuer: str) -> str:
+    """The `jwks_uri` of a token issuer that is not our auth service (an enterprise IdP, a Kubernetes
+    cluster): its OpenID Provider configuration (OpenID Connect Discovery §4), else its RFC 8414
+    metadata. Either document must name exactly `issuer` (§4.3; RFC 8414 §3.3)."""
+    try:
+        document = await _fetch_document(client, issuer.rstrip("/") + OPENID_CONFIGURATION, issuer)
+    except IssuerMismatch:
+        raise
+    except DiscoveryError:  # no OpenID configuration: try RFC 8414
+        document = await fetch_metadata(client, issuer)
+    return endpoint(document, "jwks_uri")
+
+
+async def _fetch_document(client: httpx.AsyncClient, url: str, issuer: str) -> dict[str, Any]:
+    try:
+        response = await client.get(url, headers={"Accept": "application/json"})
+        response.raise_for_status()
+        document = response.json()
+    except httpx.HTTPStatusError as exc:
+        raise DiscoveryError(f"cannot fetch {url}: HTTP {exc.response.status_code}") from exc
+    except (httpx.HTTPError, ValueError) as exc:
+        raise DiscoveryError(f"cannot fetch {url}: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(document, dict):
+        raise DiscoveryError(f"{url} is not a JSON object")
+    if document.get("issuer") != issuer:
+        raise IssuerMismatch(expected=issuer, got=document.get("issuer"), url=url)
+    return document

@@ -65,6 +65,7 @@ from mcp_auth_server.store.key_rotation import rotate_signing_key_if_due
 from mcp_auth_server.store.replay_cache import DatabaseReplayCache, RedisReplayCache, ReplayCache
 from mcp_auth_server.store.resources import ResourceRegistry
 from mcp_auth_server.store.signing_keys import KeyRing, ensure_signing_key
+from mcp_auth_server.store.trusted_issuers import TrustedIssuerRegistry
 from mcp_auth_server.upstreams.registry import build_connector
 from mcp_auth_server.web.cookies import CookiePolicy
 from mcp_auth_server.web.cors import OpenCorsForPaths
@@ -101,6 +102,7 @@ def create_app(settings: AuthSettings) -> FastAPI:
         finally:
             reloader.cancel()
             housekeeper.cancel()
+            await runtime.trusted_issuers.aclose()
             await runtime.http.aclose()
             await runtime.clients.aclose()
             await runtime.client_keys.aclose()
@@ -172,6 +174,8 @@ async def build_runtime(settings: AuthSettings) -> Runtime:
     )
     redis = Redis.from_url(settings.auth_redis_url) if settings.auth_redis_url else None
     replay: ReplayCache = RedisReplayCache(redis) if redis is not None else DatabaseReplayCache(engine)
+    trusted_issuers = TrustedIssuerRegistry(sessions, settings.auth_trusted_issuers, http)
+    await trusted_issuers.load()
     templates = Environment(
         loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(), enable_async=False
     )
@@ -196,6 +200,7 @@ async def build_runtime(settings: AuthSettings) -> Runtime:
         client_keys=ClientKeys(
             allow_loopback=settings.is_local, ca_bundle=settings.auth_client_metadata_ca_bundle
         ),
+        trusted_issuers=trusted_issuers,
     )
 
 
@@ -225,6 +230,7 @@ async def _reload_periodically(runtime: Runtime) -> None:
             await rotate_signing_key_if_due(runtime)  # AUTH_KEY_ROTATION_DAYS
             await runtime.keyring.load()
             await runtime.resources.load()
+            await runtime.trusted_issuers.load()
         except Exception:  # keep serving with the keys we have; the next round retries
             log.exception("reloading signing keys failed")
 

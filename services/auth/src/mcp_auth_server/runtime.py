@@ -17,6 +17,7 @@ from mcp_auth_server.store.client_resolution import ClientResolver
 from mcp_auth_server.store.replay_cache import ReplayCache
 from mcp_auth_server.store.resources import ResourceRegistry
 from mcp_auth_server.store.signing_keys import KeyRing
+from mcp_auth_server.store.trusted_issuers import TrustedIssuerRegistry
 from mcp_auth_server.upstreams.base import Connector
 from mcp_auth_server.web.cookies import CookiePolicy
 from mcp_auth_server.web.rate_limits import RateLimits
@@ -41,6 +42,7 @@ class Runtime:
     redis: Redis | None  # AUTH_REDIS_URL, when set
     dpop: DPoPProofVerifier  # RFC 9449 proofs at /token (jtis kept in `replay`; AUTH_DPOP_NONCES)
     client_keys: ClientKeys  # private_key_jwt clients' registered public keys (RFC 7523 §2.2)
+    trusted_issuers: TrustedIssuerRegistry  # whose JWTs /token accepts as grants (RFC 7523), with their keys
 
     def url(self, path: str) -> str:
         """An absolute URL of ours: always built from the issuer, never from request headers."""

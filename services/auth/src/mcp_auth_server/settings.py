@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from mcp_auth_server.db.urls import async_database_url
 from mcp_auth_server.errors import ConfigurationError
 from mcp_auth_server.oauth.rfc8707_resource_indicators import canonical_resource
+from mcp_auth_server.oauth.trusted_issuers import TrustedIssuerConfig, parse_entries
 
 DATA_DIR = Path(".data")
 Upstream = Literal["github", "google", "oidc", "dev"]
@@ -356,6 +357,15 @@ class AuthSettings(BaseSettings):
     """`on`: every DPoP proof at `/token` must carry a current server nonce (RFC 9449 §8; stateless and
     rotating, valid on every replica through `AUTH_SECRET_KEY`)."""
 
+    # Trusted issuers: enterprise IdPs (ID-JAG) and workload issuers (JWT authorization grants, RFC 7523).
+    auth_trusted_issuers: list[TrustedIssuerConfig] = []
+    """JSON list of the token issuers whose JWTs `/token` accepts as grants (RFC 7523): enterprise identity
+    providers issuing ID-JAGs (`"kind": "enterprise-idp"`) and workload issuers such as a Kubernetes cluster
+    or GitHub Actions (`"kind": "workload"`), e.g. `[{"issuer": "https://idp.example.com", "kind":
+    "enterprise-idp", "user_claim": "email"}]` (every field of an entry: the table below), merged with those
+    added by `mcp-auth issuers add` (this list wins). https only, except loopback http on a loopback issuer;
+    an error names the entry and the field. Unset: none."""
+
     _normalise_lists = field_validator(
         "auth_allowed_users",
         "auth_allowed_orgs",
@@ -432,6 +442,17 @@ class AuthSettings(BaseSettings):
             except json.JSONDecodeError as exc:
                 raise ValueError(f"must be a JSON list of resources: {exc.msg}") from None
         return None if value is None else _resource_entries(value)
+
+    @field_validator("auth_trusted_issuers", mode="before")
+    @classmethod
+    def _trusted_issuers_json(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else []
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"must be a JSON list of trusted issuers: {exc.msg}") from None
+        on_loopback = is_loopback_host(urlsplit(str(info.data.get("auth_issuer", ""))).hostname)
+        return parse_entries(value, own_issuer_on_loopback=on_loopback)
 
     @model_validator(mode="after")
     def _production_refuses_insecure_defaults(self) -> AuthSettings:

@@ -93,6 +93,20 @@ class Resource(Base):
     dpop: Mapped[str] = mapped_column(String(10), default="allowed", server_default="allowed")
 
 
+class TrustedIssuer(Base):
+    """A trusted token issuer added with `mcp-auth issuers add` (AUTH_TRUSTED_ISSUERS entries win).
+
+    `config` is the entry as `TrustedIssuerConfig` validates it (oauth/trusted_issuers.py), including
+    an admin's pinned user mappings, so the CLI and the environment share one set of rules.
+    """
+
+    __tablename__ = "trusted_issuers"
+
+    issuer: Mapped[str] = mapped_column(String(2048), primary_key=True)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
 class User(Base):
     """A person, known to us by the upstream identities linked to them."""
 

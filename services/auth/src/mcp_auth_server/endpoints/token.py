@@ -19,7 +19,11 @@ from mcp_auth_server.endpoints.responses import no_store_json
 from mcp_auth_server.grants.client_authentication import authenticate_client, prove_client_assertion
 from mcp_auth_server.grants.registry import GRANT_TYPES
 from mcp_auth_server.oauth.errors import OAuthError, invalid_request
-from mcp_auth_server.oauth.rfc6749_client_authentication import claimed_client_id, presented_client
+from mcp_auth_server.oauth.rfc6749_client_authentication import (
+    claimed_client_id,
+    presented_client,
+    presents_client,
+)
 from mcp_auth_server.oauth.rfc9449_dpop import dpop_error
 from mcp_auth_server.runtime import Runtime
 from mcp_auth_server.store.clients import touch
@@ -52,12 +56,20 @@ async def token(request: Request) -> Response:
             grant_request = grant.request.model_validate(fields)
         except ValidationError as exc:
             raise invalid_request(_first_problem(exc)) from None
-        presented = presented_client(authorization, form.params)
-        assertion = await prove_client_assertion(runtime, presented)  # also before the transaction
+        anonymous = grant.without_client is not None and not presents_client(authorization, form.params)
+        presented = None if anonymous else presented_client(authorization, form.params)
+        # A private_key_jwt client's assertion, like the grant's preparation, before the transaction.
+        assertion = None if presented is None else await prove_client_assertion(runtime, presented)
+        if grant.prepare is not None:
+            await grant.prepare(runtime, grant_request)  # before the transaction: it may fetch, and spends
         async with transaction(runtime) as session:
-            client = await authenticate_client(runtime, session, presented, assertion)
-            await touch(session, client)
-            result = await grant.handle(runtime, session, client, grant_request)
+            if presented is None and grant.without_client is not None:
+                result = await grant.without_client(runtime, session, None, grant_request)
+            else:
+                assert presented is not None
+                client = await authenticate_client(runtime, session, presented, assertion)
+                await touch(session, client)
+                result = await grant.handle(runtime, session, client, grant_request)
     except OAuthError as exc:
         if nonce is not None:  # RFC 9449 §8: the nonce to use next, with any answer
             exc.headers = {**exc.headers, "DPoP-Nonce": nonce}

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from mcp_auth_kit.rfc9449_dpop_proofs import DPoPProof
+from mcp_auth_server.oauth.rfc7523_jwt_bearer import VerifiedAssertion
 
 Required = Field(min_length=1)
 
@@ -55,3 +56,19 @@ class TokenExchangeRequest(GrantRequest):
     subject_token_type: str = Required
     requested_token_type: str | None = None
     audience: str | None = None
+
+
+class JwtBearerRequest(GrantRequest):
+    """RFC 7523 §2.1: `assertion` is one JWT (an ID-JAG or a workload token); `scope` may narrow it."""
+
+    grant_type: Literal["urn:ietf:params:oauth:grant-type:jwt-bearer"]
+    assertion: str = Field(min_length=1, max_length=16_384)
+    scope: str | None = None
+    # Set by grants/jwt_bearer.py before the request's transaction (keys may be fetched, the `jti` is
+    # spent in the replay cache); never a form parameter.
+    _verified: VerifiedAssertion | None = PrivateAttr(default=None)
+
+    @property
+    def verified(self) -> VerifiedAssertion:
+        assert self._verified is not None, "prepare_jwt_bearer runs before the grant"
+        return self._verified

@@ -98,6 +98,13 @@ def _asserted_client(
     return PresentedClient(subject, PRIVATE_KEY_JWT, assertion=assertion)
 
 
+def presents_client(authorization: str | None, form: Mapping[str, str]) -> bool:
+    """Whether the request names a client at all (a workload token may be the caller's only credential)."""
+    return bool(authorization) or any(
+        name in form for name in ("client_id", "client_secret", "client_assertion", "client_assertion_type")
+    )
+
+
 def claimed_client_id(authorization: str | None, form: Mapping[str, str]) -> str | None:
     """The client a request says it is, before authenticating it (for rate limiting)."""
     try:

@@ -15,7 +15,12 @@ GRANT_TYPES = [
     "refresh_token",
     "client_credentials",
     "urn:ietf:params:oauth:grant-type:token-exchange",
+    # RFC 7523 §2.1: ID-JAGs from trusted enterprise IdPs and workload tokens from trusted issuers.
+    "urn:ietf:params:oauth:grant-type:jwt-bearer",
 ]
+# draft-ietf-oauth-identity-assertion-authz-grant §"Resource Authorization Server Metadata": we process
+# ID-JAGs (it says nothing about which issuers are trusted, and must not).
+AUTHORIZATION_GRANT_PROFILES = ["urn:ietf:params:oauth:grant-profile:id-jag"]
 CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
 # Resource-server clients (introspection) authenticate; they have a secret or keys.
 INTROSPECTION_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
@@ -53,6 +58,7 @@ def authorization_server_metadata(
         "authorization_response_iss_parameter_supported": True,
         # draft-ietf-oauth-client-id-metadata-document §5: https client_ids are fetched, with `none` auth.
         "client_id_metadata_document_supported": client_metadata_documents,
+        "authorization_grant_profiles_supported": AUTHORIZATION_GRANT_PROFILES,
     }
     if dpop_algorithms:
         # RFC 9449 §5.1: DPoP is supported, with proofs signed by these algorithms.

@@ -9,6 +9,9 @@ exchange, an `active: true` from introspection) exists only while
 4. the user's remembered consent for this client and resource covers the scopes, which the resource
    still offers (for a machine client: the operator allowed it that resource and those scopes).
 Token exchange additionally needs the resource's upstream-token scope, granted and consented.
+An identity assertion grant (ID-JAG) is the enterprise IdP vouching for the user and delegating to the
+client just now, by its own policy: that stands in for rules 1 (upstream) and 4 (consent); a disabled
+user stays refused. A workload's allowance is the trusted issuer's rule for its subject (rule 4).
 
 Cheap checks come first; asking the upstream, the only one that may leave this process, comes last.
 """
@@ -21,6 +24,7 @@ from typing import Protocol
 
 from mcp_auth_server.clock import now
 from mcp_auth_server.oauth.errors import OAuthError
+from mcp_auth_server.oauth.rfc7523_jwt_bearer import JWT_BEARER
 from mcp_auth_server.oauth.scopes import OFFLINE_ACCESS
 from mcp_auth_server.policy.question import Path, Question
 from mcp_auth_server.store.resources import RegisteredResource
@@ -84,6 +88,8 @@ REQUIRED_GRANT_TYPE = {
     Path.CONSENT_APPROVAL: "authorization_code",
     Path.CODE_REDEMPTION: "authorization_code",
     Path.REFRESH: "refresh_token",
+    Path.ID_JAG: JWT_BEARER,
+    Path.WORKLOAD: JWT_BEARER,
 }
 
 
@@ -106,6 +112,10 @@ class CredentialPolicy:
         if user is None:
             _check_machine_allowance(question)
             return
+        if question.path is Path.ID_JAG:
+            if user.disabled:
+                raise CredentialRefused(Refusal.USER_DISABLED)
+            return
         _check_consent(question, resource)
         await self.admit(user)
 
@@ -124,7 +134,9 @@ def check_client(path: Path, client: ClientStanding, *, has_user: bool) -> None:
         if client.origin != MACHINE or has_user:
             raise CredentialRefused(Refusal.CLIENT_NOT_ALLOWED, "only machine clients use client_credentials")
         return
-    if not has_user and path is not Path.INTROSPECTION:
+    if path is Path.WORKLOAD and has_user:
+        raise CredentialRefused(Refusal.CLIENT_NOT_ALLOWED, "a workload token names no user")
+    if not has_user and path not in (Path.INTROSPECTION, Path.WORKLOAD):
         raise CredentialRefused(Refusal.NO_USER)
     needed = REQUIRED_GRANT_TYPE.get(path)
     if needed is not None and needed not in client.grant_types:

@@ -18,6 +18,8 @@ class Path(enum.Enum):
     REFRESH = "refresh"
     CLIENT_CREDENTIALS = "client credentials"
     TOKEN_EXCHANGE = "token exchange"
+    ID_JAG = "identity assertion grant from an enterprise IdP"
+    WORKLOAD = "workload identity assertion"
     INTROSPECTION = "introspection"
     CONNECTED_APPS = "the connected-applications page"
 

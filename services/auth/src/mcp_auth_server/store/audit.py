@@ -20,11 +20,14 @@ log = logging.getLogger("mcp_auth_server.audit")
 # operating guide's list of events is checked against it.
 AuditEventName = Literal[
     "access_token_revoked",
+    "assertion_replay",
     "authorization_code_issued",
     "client_registered",
     "code_replay",
     "consent_denied",
+    "enterprise_user_linked",
     "grant_revoked",
+    "identity_assertion_grant",
     "refresh_token_key_mismatch",
     "refresh_token_reuse",
     "sign_in",
@@ -33,6 +36,7 @@ AuditEventName = Literal[
     "upstream_access_lost",
     "user_disabled",
     "user_enabled",
+    "workload_identity_grant",
 ]
 EVENT_NAMES: tuple[str, ...] = get_args(AuditEventName)
 # Events that mean someone may be attacking or a user lost access: alert on these.
@@ -40,6 +44,7 @@ SECURITY_EVENTS = {
     "refresh_token_reuse",
     "refresh_token_key_mismatch",  # a DPoP-bound refresh token without a proof by its key: likely stolen
     "code_replay",
+    "assertion_replay",  # an ID-JAG or workload token presented twice: copied, or a client bug
     "sign_in_refused",
     "upstream_access_lost",
     "user_disabled",

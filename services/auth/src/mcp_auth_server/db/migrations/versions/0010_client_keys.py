@@ -4,7 +4,7 @@ RFC 7591 §2 `jwks` (a JWK Set, inline) or `jwks_uri` (where the client publishe
 the two. Clients that authenticate with a secret, or none, have neither.
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-07 20:15:00.000000
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 
 revision = '0010'
-down_revision = '0008'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,170 @@
+"""JWT authorization grants (RFC 7523 §2.1, §3): checking an assertion from a trusted issuer.
+
+One check for both kinds of trusted issuer (oauth/trusted_issuers.py), with the rules of each:
+- RFC 7523 §3: `iss` the trusted issuer exactly (item 1), `sub` present (2), `aud` ours (3), `exp` in
+  the future (4), `iat` not in the future and the lifetime no longer than the issuer's limit (6), the
+  signature by one of the issuer's current keys with an algorithm it may use (9; RFC 8725 §3.1: the
+  key's algorithm, never the token's pick, never HMAC or `none`).
+- ID-JAG (draft-ietf-oauth-identity-assertion-authz-grant §"Processing Rules", MCP Enterprise-Managed
+  Authorization §5.1): `typ` is `oauth-id-jag+jwt` (RFC 8725 §3.11), `aud` our issuer as a string or a
+  one-element array, and `client_id`, `jti` present.
+- Workload identity (MCP Workload Identity Federation, SEP-1933): not an ID-JAG (`typ` absent or
+  `JWT`), so neither kind of token passes as the other; `aud` our issuer, our token endpoint, or the
+  audience configured for the issuer.
+
+What the grant then does with a valid assertion (single use, users, resources, scopes) is
+grants/jwt_bearer.py's. Every refusal here is `InvalidAssertion`: the token endpoint answers
+`invalid_grant` (RFC 7521 §5.2) and says what was wrong without echoing anything that helps forge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import jwt
+
+from mcp_auth_kit.jwks import VerificationKey
+from mcp_auth_server.oauth.trusted_issuers import ENTERPRISE_IDP, TrustedIssuerConfig
+
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+ID_JAG_TYPE = "oauth-id-jag+jwt"
+# RFC 7523 §3 item 4/6 "reasonable" clock skew between us and the issuer.
+LEEWAY_SECONDS = 60
+_WORKLOAD_TYPES = (None, "jwt")
+
+
+class InvalidAssertion(Exception):
+    """The assertion is not a valid grant from a trusted issuer; the message says which rule failed."""
+
+
+class KeySource(Protocol):
+    """An issuer's current public keys by `kid` (the kit's JWKSCache or StaticJWKS)."""
+
+    async def get(self, kid: str) -> VerificationKey | None: ...
+
+
+@dataclass(frozen=True)
+class VerifiedAssertion:
+    """An assertion whose signature and claims passed; who issued it and what it says."""
+
+    issuer: TrustedIssuerConfig
+    claims: dict[str, Any]
+
+    @property
+    def subject(self) -> str:
+        return str(self.claims["sub"])
+
+    @property
+    def jti(self) -> str | None:
+        jti = self.claims.get("jti")
+        return jti if isinstance(jti, str) and jti else None
+
+    @property
+    def expires_at(self) -> int:
+        return int(self.claims["exp"])
+
+
+def unverified_issuer(assertion: str) -> str:
+    """The `iss` the assertion claims, read before any check only to pick the issuer whose keys to use."""
+    try:
+        claims = jwt.decode(assertion, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        raise InvalidAssertion("the assertion is not a JWT") from None
+    issuer = claims.get("iss")
+    if not isinstance(issuer, str) or not issuer:
+        raise InvalidAssertion("the assertion names no issuer (iss)")
+    return issuer
+
+
+def media_type(value: Any) -> str | None:
+    """`typ` compared as a media type (RFC 7515 §4.1.9): case-insensitive, `application/` optional."""
+    if not isinstance(value, str):
+        return None
+    lowered = value.lower()
+    return lowered.removeprefix("application/")
+
+
+async def verify_assertion(
+    assertion: str,
+    issuer: TrustedIssuerConfig,
+    keys: KeySource,
+    *,
+    audiences: Sequence[str],
+    now: int,
+) -> VerifiedAssertion:
+    """Check `assertion` as a grant from `issuer` for one of `audiences`; raise InvalidAssertion if not."""
+    try:
+        header = jwt.get_unverified_header(assertion)
+    except jwt.PyJWTError:
+        raise InvalidAssertion("the assertion is not a JWT") from None
+    _check_type(header.get("typ"), issuer)
+    algorithm, kid = header.get("alg"), header.get("kid")
+    if algorithm not in issuer.algorithms:
+        raise InvalidAssertion(f"the algorithm {algorithm!r} is not accepted from this issuer")
+    if not isinstance(kid, str):
+        raise InvalidAssertion("the assertion names no signing key (kid)")
+    key = await keys.get(kid)
+    if key is None:
+        raise InvalidAssertion("the assertion is not signed by a current key of its issuer")
+    if key.algorithm != algorithm:
+        raise InvalidAssertion("the signing key does not use the assertion's algorithm")
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            assertion,
+            key.key,
+            algorithms=[algorithm],
+            issuer=issuer.issuer,
+            leeway=LEEWAY_SECONDS,
+            options={"require": ["iss", "sub", "aud", "exp", "iat"], "verify_aud": False},
+        )
+    except jwt.ExpiredSignatureError:
+        raise InvalidAssertion("the assertion has expired") from None
+    except jwt.ImmatureSignatureError:
+        raise InvalidAssertion("the assertion is not valid yet") from None
+    except jwt.InvalidIssuerError:
+        raise InvalidAssertion("the assertion's issuer does not match") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise InvalidAssertion(f"the assertion has no {exc.claim} claim") from None
+    except jwt.PyJWTError:
+        raise InvalidAssertion("the assertion's signature or claims are invalid") from None
+    _check_claims(claims, issuer, audiences, now)
+    return VerifiedAssertion(issuer, claims)
+
+
+def _check_type(typ: Any, issuer: TrustedIssuerConfig) -> None:
+    declared = media_type(typ)
+    if issuer.kind == ENTERPRISE_IDP:
+        if declared != ID_JAG_TYPE:
+            raise InvalidAssertion(f"an identity assertion grant has typ {ID_JAG_TYPE}")
+    elif declared not in _WORKLOAD_TYPES:
+        raise InvalidAssertion("a workload token is a plain JWT (typ JWT), not a typed token of another kind")
+
+
+def _check_claims(
+    claims: dict[str, Any], issuer: TrustedIssuerConfig, audiences: Sequence[str], now: int
+) -> None:
+    if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+        raise InvalidAssertion("the assertion's sub is not a string")
+    audience = claims.get("aud")
+    # The ID-JAG rule (an array must hold exactly one element) applied to both kinds: a token minted
+    # for several audiences is not a grant for us alone.
+    named = audience if isinstance(audience, list) else [audience]
+    if len(named) != 1 or named[0] not in audiences:
+        raise InvalidAssertion("the assertion is not for this authorization server (aud)")
+    lifetime = int(claims["exp"]) - int(claims["iat"])
+    if lifetime > issuer.lifetime_limit:
+        raise InvalidAssertion(f"the assertion lives longer than {issuer.lifetime_limit} seconds")
+    if int(claims["iat"]) > now + LEEWAY_SECONDS:
+        raise InvalidAssertion("the assertion was issued in the future")
+    jti = claims.get("jti")
+    if jti is not None and (not isinstance(jti, str) or not jti or len(jti) > 512):
+        raise InvalidAssertion("the assertion's jti is malformed")
+    if issuer.kind == ENTERPRISE_IDP:
+        if jti is None:
+            raise InvalidAssertion("an identity assertion grant has a jti")
+        if not isinstance(claims.get("client_id"), str):
+            raise InvalidAssertion("an identity assertion grant names its client (client_id)")
+    elif jti is None and issuer.single_use:
+        raise InvalidAssertion("the workload token has no jti to make it single-use")
