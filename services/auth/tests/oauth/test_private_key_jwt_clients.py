@@ -176,3 +176,68 @@ async def test_a_jwks_uri_that_cannot_be_fetched_is_invalid_client_not_a_500(
         )
         assert_oauth_error(response, "invalid_client", 401)
     assert "/huge.json" in documents.requests
+
+
+def cimd_document(client_id: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "client_id": client_id,
+        "client_name": "Keyed document client",
+        "redirect_uris": [CALLBACK],
+        **extra,
+    }
+
+
+async def test_a_metadata_document_client_with_only_private_key_jwt_authenticates_with_its_keys(
+    client: httpx.AsyncClient, host: tuple[DocumentHost, str]
+) -> None:
+    """draft-ietf-oauth-client-id-metadata-document §4.1: no shared secrets; private_key_jwt with the
+    client's keys in the document (here at a jwks_uri beside it) makes a document client confidential."""
+    documents, base = host
+    key = ClientKey()
+    client_id = f"{base}/keyed.json"
+    documents.put_json("/keys.json", key.jwks)
+    documents.put_json(
+        "/keyed.json",
+        cimd_document(client_id, token_endpoint_auth_method="private_key_jwt", jwks_uri=f"{base}/keys.json"),
+    )
+    request = new_request(client_id)
+    answer = await approve_and_sign_in(browser_for(client), request.url(), "document-key-holder")
+    form = {
+        "grant_type": "authorization_code",
+        "code": answer["code"],
+        "redirect_uri": request.redirect_uri,
+        "code_verifier": request.verifier,
+        "resource": RESOURCE_A,
+    }
+    assert_oauth_error(
+        await client.post("/token", data={**form, "client_id": client_id}), "invalid_client", 401
+    )
+    assertion = ClientKey().assertion(client_id, ISSUER)  # a key the document does not name
+    assert_oauth_error(
+        await client.post("/token", data={**form, **assertion_form(assertion)}), "invalid_client", 401
+    )
+    redeemed = await client.post("/token", data={**form, **assertion_form(key.assertion(client_id, ISSUER))})
+    assert redeemed.status_code == 200, redeemed.text
+
+
+PRIVATE_KEY_JWT = {"token_endpoint_auth_method": "private_key_jwt"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "complaint"),
+    [
+        (PRIVATE_KEY_JWT, "names jwks_uri or jwks"),
+        ({**PRIVATE_KEY_JWT, "jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}}, "public keys only"),
+        ({**PRIVATE_KEY_JWT, "jwks_uri": "http://keys.example.com/k"}, "https"),
+        ({"token_endpoint_auth_method": "client_secret_basic"}, "must be none or private_key_jwt"),
+    ],
+)
+async def test_a_metadata_document_without_usable_keys_is_refused(
+    client: httpx.AsyncClient, host: tuple[DocumentHost, str], extra: dict[str, Any], complaint: str
+) -> None:
+    documents, base = host
+    client_id = f"{base}/unkeyed.json"
+    documents.put_json("/unkeyed.json", cimd_document(client_id, **extra))
+    response = await client.get(new_request(client_id).url())
+    assert response.status_code == 400, response.text
+    assert complaint in response.text
