@@ -24,12 +24,19 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings
 
+from mcp_auth_server.oauth.trusted_issuers import TrustedIssuerConfig, WorkloadRule
 from mcp_auth_server.settings import AuthSettings, ResourceConfig
 from mcp_tools_server.settings import Settings as McpSettings
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 # Section name in the page's markers -> the class whose fields it lists.
-SECTIONS: dict[str, type[BaseModel]] = {"auth": AuthSettings, "resource": ResourceConfig, "mcp": McpSettings}
+SECTIONS: dict[str, type[BaseModel]] = {
+    "auth": AuthSettings,
+    "resource": ResourceConfig,
+    "trusted_issuer": TrustedIssuerConfig,
+    "workload_rule": WorkloadRule,
+    "mcp": McpSettings,
+}
 MARKERS = re.compile(
     r"(<!-- generated: (?P<name>\w+) \(scripts/configuration_reference\.py\) -->\n)(?P<body>.*?)"
     r"(<!-- end generated: (?P=name) -->)",
@@ -91,7 +98,8 @@ def table(settings: type[BaseModel]) -> str:
     rows = [f"| {heading} | meaning | default |", "| --- | --- | --- |"]
     for name, field in settings.model_fields.items():
         meaning = docs[name].replace("|", "\\|")
-        rows.append(f"| `{setting_name(settings, name)}` | {meaning} | {default(field.default)} |")
+        value = field.get_default(call_default_factory=True)
+        rows.append(f"| `{setting_name(settings, name)}` | {meaning} | {default(value)} |")
     return "\n".join(rows) + "\n"
 
 

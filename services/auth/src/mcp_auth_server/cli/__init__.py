@@ -25,6 +25,7 @@ COMMANDS = {
     "resources": ("resources", "resource servers (MCP servers)"),
     "grants": ("grants", "users' grants to clients"),
     "users": ("users", "users who signed in; offboarding"),
+    "issuers": ("issuers", "trusted token issuers: enterprise IdPs (ID-JAG), workload issuers"),
 }
 
 

@@ -3,6 +3,8 @@
 Kinds: public (PKCE, no secret), confidential (secret, shown once), `--machine` (the
 client_credentials grant, limited to the resources and scopes given), and `--resource-server`
 (an MCP server's own client: token exchange for upstream tokens and introspection).
+`--jwt-bearer` also registers a confidential or machine client for the JWT-bearer grant (RFC 7523):
+ID-JAGs from a trusted enterprise IdP, workload tokens from a trusted workload issuer.
 
 A confidential client may authenticate with its own key instead of a secret (`private_key_jwt`, RFC
 7523 §2.2): `--jwks-uri URL` where it publishes its public keys, or `--jwks` with the JWK Set itself
@@ -31,6 +33,7 @@ from mcp_auth_server.settings import AuthSettings
 from mcp_auth_server.store.clients import PRIVATE_KEY_JWT, create_client
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
 def register(commands: Any) -> None:
@@ -47,6 +50,11 @@ def register(commands: Any) -> None:
     )
     add.add_argument(
         "--redirect-uri", action="append", default=[], help="repeatable; for user-facing clients"
+    )
+    add.add_argument(
+        "--jwt-bearer",
+        action="store_true",
+        help="also the JWT-bearer grant: ID-JAGs of trusted IdPs, workload tokens (confidential clients)",
     )
     add.add_argument("--resource", action="append", default=[], help="machine clients: allowed resource")
     add.add_argument("--scope", action="append", default=[], help="machine clients: allowed scope")
@@ -155,6 +163,15 @@ async def add_client(args: argparse.Namespace) -> None:
             grant_types=[TOKEN_EXCHANGE],
             served_resource=_canonical(args.resource_server),
         )
+    elif args.jwt_bearer and not args.redirect_uri:
+        if args.public:
+            raise CommandError("--jwt-bearer is for confidential clients (the ID-JAG draft's rule)")
+        fields = dict(
+            origin="preregistered",
+            redirect_uris=[],
+            token_endpoint_auth_method="client_secret_basic",
+            grant_types=[],
+        )
     else:
         if not args.redirect_uri:
             raise CommandError("a user-facing client needs at least one --redirect-uri")
@@ -169,6 +186,10 @@ async def add_client(args: argparse.Namespace) -> None:
             token_endpoint_auth_method="none" if args.public else "client_secret_basic",
             grant_types=["authorization_code", "refresh_token"],
         )
+    if args.jwt_bearer:
+        if args.public or args.resource_server:
+            raise CommandError("--jwt-bearer is for confidential user-facing clients and --machine clients")
+        fields["grant_types"] = [*fields["grant_types"], JWT_BEARER]
     chosen_secret = _secret_from_environment(args.secret_env, public=args.public)
     if args.client_id is not None:
         _check_client_id(args.client_id)

@@ -46,7 +46,7 @@ from mcp_auth_server.store.audit import key_binding, record
 from mcp_auth_server.store.enterprise_users import UnmappedUser, enterprise_user
 from mcp_auth_server.store.resources import RegisteredResource, UnknownResource
 from mcp_auth_server.store.standings import ClientStanding, client_standing
-from mcp_auth_server.store.users import public_profile
+from mcp_auth_server.store.users import public_profile, user_standing_of
 
 WORKLOAD_ORIGIN = "workload"
 
@@ -102,7 +102,9 @@ async def _identity_assertion(
         found = await enterprise_user(session, idp, claims)
     except UnmappedUser as exc:
         raise invalid_grant(str(exc)) from None
-    question = Question(Path.ID_JAG, client_standing(client), resource.resource, granted, user=found.standing)
+    # The user as the policy reads them: disabled or not, and their identity at our own upstream, if any.
+    standing = await user_standing_of(session, found.user, runtime.upstream.name)
+    question = Question(Path.ID_JAG, client_standing(client), resource.resource, granted, user=standing)
     await _decide(runtime, session, question)
     require_proof(resource.resource, resource.dpop_required, request.dpop)
     if found.how in ("created", "linked"):

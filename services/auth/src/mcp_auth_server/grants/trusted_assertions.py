@@ -12,6 +12,7 @@ from mcp_auth_kit.jwks import JWKSCache, KeysUnavailable
 from mcp_auth_server.clock import now
 from mcp_auth_server.oauth.rfc7523_jwt_bearer import (
     InvalidAssertion,
+    UnknownSigningKey,
     VerifiedAssertion,
     unverified_issuer,
     verify_assertion,
@@ -49,7 +50,7 @@ async def verify_trusted_assertion(
     audiences = accepted_audiences(runtime, config.kind, config.audience)
     try:
         return await verify_assertion(assertion, config, keys, audiences=audiences, now=now())
-    except InvalidAssertion:
+    except UnknownSigningKey:
         if isinstance(keys, JWKSCache) and not keys.loaded:
             raise keys.unavailable() from None
         raise

@@ -39,6 +39,10 @@ class InvalidAssertion(Exception):
     """The assertion is not a valid grant from a trusted issuer; the message says which rule failed."""
 
 
+class UnknownSigningKey(InvalidAssertion):
+    """No current key of the issuer has the assertion's `kid` (retired, forged, or not fetched yet)."""
+
+
 class KeySource(Protocol):
     """An issuer's current public keys by `kid` (the kit's JWKSCache or StaticJWKS)."""
 
@@ -107,7 +111,7 @@ async def verify_assertion(
         raise InvalidAssertion("the assertion names no signing key (kid)")
     key = await keys.get(kid)
     if key is None:
-        raise InvalidAssertion("the assertion is not signed by a current key of its issuer")
+        raise UnknownSigningKey("the assertion is not signed by a current key of its issuer")
     if key.algorithm != algorithm:
         raise InvalidAssertion("the signing key does not use the assertion's algorithm")
     try:

@@ -115,9 +115,10 @@ class TrustedIssuerConfig(BaseModel):
     """workload: the `aud` its tokens must carry (e.g. the audience of a Kubernetes token projection).
     Unset: our issuer or our token endpoint URL."""
     subjects: dict[str, WorkloadRule] = {}
-    """workload: subject pattern -> rule. A pattern is exact, or a glob where `*` matches any characters
-    (`system:serviceaccount:agents:*`, `repo:acme/*:ref:refs/heads/main`). An exact pattern wins over
-    globs; among globs the first listed wins. A subject matching none is refused."""
+    """workload: subject pattern -> rule. A pattern is exact, or a glob where `*` matches any characters but
+    `:` (`system:serviceaccount:agents:*`, `repo:acme/*:ref:refs/heads/main`), so it never spans a field of
+    the subject. An exact pattern wins over globs; among globs the first listed wins. A subject matching
+    none is refused."""
     single_use: bool = True
     """workload: each token (`jti`) is accepted once. Kubernetes re-uses a projected token until 80% of its
     lifetime; set false for such issuers and keep `max_lifetime` short (the token still expires)."""
@@ -194,7 +195,7 @@ class TrustedIssuerConfig(BaseModel):
     @cached_property
     def _globs(self) -> list[tuple[re.Pattern[str], WorkloadRule]]:
         return [
-            (re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL), rule)
+            (re.compile("[^:]*".join(re.escape(part) for part in pattern.split("*"))), rule)
             for pattern, rule in self.subjects.items()
             if "*" in pattern
         ]

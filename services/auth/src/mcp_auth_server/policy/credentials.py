@@ -10,8 +10,9 @@ exchange, an `active: true` from introspection) exists only while
    still offers (for a machine client: the operator allowed it that resource and those scopes).
 Token exchange additionally needs the resource's upstream-token scope, granted and consented.
 An identity assertion grant (ID-JAG) is the enterprise IdP vouching for the user and delegating to the
-client just now, by its own policy: that stands in for rules 1 (upstream) and 4 (consent); a disabled
-user stays refused. A workload's allowance is the trusted issuer's rule for its subject (rule 4).
+client just now, by its own policy: that stands in for rule 4 (consent) and, for a user the upstream
+does not know, for rule 1; a disabled user, or one the upstream no longer admits, stays refused. A
+workload's allowance is the trusted issuer's rule for its subject (rule 4).
 
 Cheap checks come first; asking the upstream, the only one that may leave this process, comes last.
 """
@@ -115,6 +116,8 @@ class CredentialPolicy:
         if question.path is Path.ID_JAG:
             if user.disabled:
                 raise CredentialRefused(Refusal.USER_DISABLED)
+            if user.identity_id is not None:  # known to our upstream too: it must still admit them
+                await self._admission.still_admitted(user)
             return
         _check_consent(question, resource)
         await self.admit(user)

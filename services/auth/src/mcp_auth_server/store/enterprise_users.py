@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mcp_auth_server.clock import now
 from mcp_auth_server.db.models import UpstreamIdentity, User
 from mcp_auth_server.oauth.trusted_issuers import TrustedIssuerConfig
-from mcp_auth_server.store.standings import UserStanding
 
 
 class UnmappedUser(Exception):
@@ -32,7 +31,6 @@ class UnmappedUser(Exception):
 @dataclass(frozen=True)
 class EnterpriseUser:
     user: User
-    standing: UserStanding
     how: str  # pinned | known | linked | created
 
 
@@ -63,7 +61,7 @@ async def enterprise_user(
         user = await session.get(User, linked.user_id)
         assert user is not None  # the foreign key guarantees it
         linked.checked_at = now()
-        return EnterpriseUser(user, _standing(user, linked), "known")
+        return EnterpriseUser(user, "known")
     email = _verified_email(claims)
     if idp.link_by_email and email is not None:
         same = (await session.scalars(select(User).where(func.lower(User.email) == email).limit(2))).all()
@@ -106,11 +104,7 @@ async def _linked(session: AsyncSession, user: User, provider: str, subject: str
         except IntegrityError:
             raise UnmappedUser("this identity was linked concurrently; try again") from None
     user.last_login_at = now()
-    return EnterpriseUser(user, _standing(user, linked), how)
-
-
-def _standing(user: User, linked: UpstreamIdentity) -> UserStanding:
-    return UserStanding(user.id, user.disabled_at is not None, linked.id, linked.checked_at)
+    return EnterpriseUser(user, how)
 
 
 def _verified_email(claims: dict[str, Any]) -> str | None:
