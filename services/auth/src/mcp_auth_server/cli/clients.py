@@ -8,7 +8,8 @@ ID-JAGs from a trusted enterprise IdP, workload tokens from a trusted workload i
 
 A confidential client may authenticate with its own key instead of a secret (`private_key_jwt`, RFC
 7523 §2.2): `--jwks-uri URL` where it publishes its public keys, or `--jwks` with the JWK Set itself
-(JSON, or `@file`). It then has no secret at all.
+(JSON, or `@file`); or with its platform's token (`--workload ISSUER SUBJECT`: a Kubernetes service
+account, a GitHub Actions job, from an issuer `mcp-auth issuers add` trusts). It then has no secret at all.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from mcp_auth_server.oauth.client_jwks import InvalidJwksUri, check_jwks_uri, ch
 from mcp_auth_server.oauth.rfc8252_redirect_uris import InvalidRedirectUri, check_registrable
 from mcp_auth_server.oauth.rfc8707_resource_indicators import InvalidResource, canonical_resource
 from mcp_auth_server.settings import AuthSettings
-from mcp_auth_server.store.clients import PRIVATE_KEY_JWT, create_client
+from mcp_auth_server.store.clients import PRIVATE_KEY_JWT, create_client, find_workload_client
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -70,6 +71,12 @@ def register(commands: Any) -> None:
     )
     keys.add_argument(
         "--jwks", metavar="JSON|@FILE", help="private_key_jwt: the client's public keys (a JWK Set)"
+    )
+    keys.add_argument(
+        "--workload",
+        nargs=2,
+        metavar=("ISSUER", "SUBJECT"),
+        help="private_key_jwt: the workload whose token (from a trusted workload issuer) is its assertion",
     )
     add.add_argument(
         "--update",
@@ -114,13 +121,27 @@ def _canonical(value: str) -> str:
 
 def _registered_keys(args: argparse.Namespace, settings: AuthSettings) -> dict[str, Any]:
     """The private_key_jwt fields from --jwks / --jwks-uri (checked as /register checks them), or {}."""
-    if args.jwks_uri is None and args.jwks is None:
+    if args.jwks_uri is None and args.jwks is None and args.workload is None:
         return {}
     if args.public:
         raise CommandError("--jwks and --jwks-uri are for confidential clients; a --public client has none")
     if args.secret_env:
         raise CommandError("a client authenticates with a secret or with keys: not --secret-env and --jwks")
-    fields: dict[str, Any] = {"token_endpoint_auth_method": PRIVATE_KEY_JWT, "jwks": None, "jwks_uri": None}
+    fields: dict[str, Any] = {
+        "token_endpoint_auth_method": PRIVATE_KEY_JWT,
+        "jwks": None,
+        "jwks_uri": None,
+        "workload_issuer": None,
+        "workload_subject": None,
+    }
+    if args.workload is not None:
+        issuer, subject = args.workload
+        if not issuer.startswith(("https://", "http://")) or not subject or len(subject) > 512:
+            raise CommandError(
+                "--workload takes the issuer's URL and the workload's subject (its token's sub)"
+            )
+        fields.update(workload_issuer=issuer, workload_subject=subject)
+        return fields
     if args.jwks_uri is not None:
         try:
             fields["jwks_uri"] = check_jwks_uri(args.jwks_uri, allow_loopback=settings.is_local)
@@ -196,12 +217,18 @@ async def add_client(args: argparse.Namespace) -> None:
     async with command_session() as (settings, session):
         fields.update(_registered_keys(args, settings))
         existing = await session.get(Client, args.client_id) if args.client_id else None
+        if fields.get("workload_issuer"):
+            holder = await find_workload_client(
+                session, fields["workload_issuer"], fields["workload_subject"]
+            )
+            if holder is not None and holder is not existing:
+                raise CommandError(f"client {holder.client_id} is already registered for that workload")
         if existing is not None and not args.update:
             raise CommandError(f"client {args.client_id} exists (add --update to change it in place)")
         if existing is not None:
             client, secret = existing, chosen_secret
-            fields.setdefault("jwks", None)
-            fields.setdefault("jwks_uri", None)
+            for name in ("jwks", "jwks_uri", "workload_issuer", "workload_subject"):
+                fields.setdefault(name, None)
             for name, value in {**fields, "client_name": args.name}.items():
                 setattr(client, name, value)
             if client.token_endpoint_auth_method == PRIVATE_KEY_JWT:

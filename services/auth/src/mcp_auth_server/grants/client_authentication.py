@@ -6,6 +6,13 @@ A `private_key_jwt` client's assertion (RFC 7523 §2.2) is checked by `prove_cli
 the request's transaction begins: recording its `jti` may take a pooled connection of its own (the
 database replay cache), and a request holding one connection while waiting for a second can deadlock a
 full pool. `authenticate_client` then refuses a private_key_jwt request that comes without that proof.
+
+The assertion is either one the client signed with a key it registered (`iss` = `sub` = its id), or —
+workload identity as the client's own authentication (the SDK's `PrivateKeyJWTOAuthProvider` with a
+platform token; draft-ietf-wimse-workload-identity-bcp) — a token from a trusted *workload* issuer
+(AUTH_TRUSTED_ISSUERS, checked by grants/trusted_assertions.py) whose issuer and subject are exactly those
+a client was registered for (`mcp-auth clients add --workload ISSUER SUBJECT`). The platform token then
+stands in for a secret: the client's own registration (its resources, scopes) decides what it gets.
 """
 
 from __future__ import annotations
@@ -16,8 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_auth_kit.jwks import VerificationKey
 from mcp_auth_server.db.models import Client
+from mcp_auth_server.grants.trusted_assertions import (
+    InvalidAssertion,
+    KeysUnavailable,
+    spend,
+    verify_trusted_assertion,
+)
 from mcp_auth_server.oauth.client_id_metadata_document import InvalidMetadataDocument
-from mcp_auth_server.oauth.errors import invalid_client
+from mcp_auth_server.oauth.errors import invalid_client, invalid_request, temporarily_unavailable
 from mcp_auth_server.oauth.rfc6749_client_authentication import (
     NONE,
     PresentedClient,
@@ -30,9 +43,12 @@ from mcp_auth_server.oauth.rfc7523_client_assertions import (
     InvalidClientAssertion,
     verify_client_assertion,
 )
+from mcp_auth_server.oauth.rfc7523_jwt_bearer import unverified_issuer
+from mcp_auth_server.oauth.trusted_issuers import WORKLOAD
 from mcp_auth_server.policy.credentials import CredentialRefused, check_client
 from mcp_auth_server.policy.question import Path
 from mcp_auth_server.runtime import Runtime
+from mcp_auth_server.store.clients import find_workload_client
 from mcp_auth_server.store.standings import client_standing
 
 ASSERTION_JTIS = "client-assertion"  # the replay cache's namespace for client assertions' jtis
@@ -53,6 +69,10 @@ async def prove_client_assertion(runtime: Runtime, presented: PresentedClient) -
     requests that authenticate otherwise. Call before the request's transaction."""
     if presented.method != PRIVATE_KEY_JWT or presented.assertion is None:
         return None
+    if await _from_workload_issuer(runtime, presented.assertion):
+        return await _prove_workload_assertion(runtime, presented, presented.assertion)
+    if presented.named_client_id not in (None, presented.client_id):
+        raise invalid_request("client_id differs from the client the assertion names")
     async with runtime.sessions() as session:  # a short read of the client's keys, released at once
         client = await find_client(runtime, session, presented.client_id)
         method, jwks, jwks_uri = client.token_endpoint_auth_method, client.jwks, client.jwks_uri
@@ -80,6 +100,37 @@ async def prove_client_assertion(runtime: Runtime, presented: PresentedClient) -
     return proof
 
 
+async def _from_workload_issuer(runtime: Runtime, assertion: str) -> bool:
+    await runtime.trusted_issuers.refresh_if_stale()
+    try:
+        config = runtime.trusted_issuers.get(unverified_issuer(assertion))
+    except InvalidAssertion:
+        return False  # not a JWT naming an issuer: the client-signed path refuses it in its own words
+    return config is not None and config.kind == WORKLOAD
+
+
+async def _prove_workload_assertion(
+    runtime: Runtime, presented: PresentedClient, assertion: str
+) -> ClientAssertion:
+    try:
+        verified = await verify_trusted_assertion(runtime, assertion, kind=WORKLOAD)
+    except InvalidAssertion as exc:
+        raise invalid_client(f"the workload token was refused: {exc}") from None
+    except KeysUnavailable as exc:
+        raise temporarily_unavailable(str(exc)) from None
+    issuer = verified.issuer.issuer
+    async with runtime.sessions() as session:
+        client = await find_workload_client(session, issuer, verified.subject)
+        client_id = None if client is None else client.client_id
+        method = None if client is None else client.token_endpoint_auth_method
+    # A client_id sent with the assertion must be the client this workload is registered as.
+    if client_id is None or method != PRIVATE_KEY_JWT or presented.named_client_id not in (None, client_id):
+        raise invalid_client("no client is registered for this workload")
+    if not await spend(runtime, verified):
+        raise invalid_client("this workload token has been used before")
+    return ClientAssertion(client_id, verified.jti or "", verified.expires_at)
+
+
 async def authenticate_client(
     runtime: Runtime,
     session: AsyncSession,
@@ -87,8 +138,10 @@ async def authenticate_client(
     assertion: ClientAssertion | None = None,
 ) -> Client:
     """The registered client the request proves to be, by the method it registered (RFC 6749 §2.3):
-    its secret, its assertion (`assertion`, from `prove_client_assertion`), or nothing for `none`."""
-    client = await find_client(runtime, session, presented.client_id)
+    its secret, its assertion (`assertion`, from `prove_client_assertion`, which names the client when a
+    workload token stood in for it), or nothing for `none`."""
+    proven_id = assertion.client_id if presented.method == PRIVATE_KEY_JWT and assertion else None
+    client = await find_client(runtime, session, proven_id or presented.client_id)
     check_client_method(presented, client.token_endpoint_auth_method)
     if presented.method == PRIVATE_KEY_JWT:
         if assertion is None or assertion.client_id != client.client_id:

@@ -41,6 +41,7 @@ class PresentedClient:
     method: str  # BASIC, POST, PRIVATE_KEY_JWT or NONE
     secret: str | None = field(default=None, repr=False)
     assertion: str | None = field(default=None, repr=False)  # PRIVATE_KEY_JWT: the client_assertion
+    named_client_id: str | None = None  # PRIVATE_KEY_JWT: the `client_id` parameter, when one was sent
 
 
 def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
@@ -85,7 +86,8 @@ def presented_client(authorization: str | None, form: Mapping[str, str]) -> Pres
 def _asserted_client(
     form_id: str | None, assertion_type: str | None, assertion: str | None
 ) -> PresentedClient:
-    """RFC 7521 §4.2: the assertion's subject names the client; a `client_id` sent too must agree."""
+    """RFC 7521 §4.2: the assertion's subject names the client; a `client_id` sent too must agree (checked
+    once the assertion is known to be the client's own: a workload token's subject is the workload's)."""
     if assertion_type != CLIENT_ASSERTION_TYPE:
         raise invalid_client(f"client_assertion_type must be {CLIENT_ASSERTION_TYPE}")
     if not assertion:
@@ -93,9 +95,7 @@ def _asserted_client(
     subject = assertion_subject(assertion)
     if subject is None:
         raise invalid_client("the client assertion is not a JWT naming its client in sub")
-    if form_id is not None and form_id != subject:
-        raise invalid_request("client_id differs from the client the assertion names")
-    return PresentedClient(subject, PRIVATE_KEY_JWT, assertion=assertion)
+    return PresentedClient(subject, PRIVATE_KEY_JWT, assertion=assertion, named_client_id=form_id)
 
 
 def presents_client(authorization: str | None, form: Mapping[str, str]) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_auth_server.clock import now
@@ -41,6 +41,8 @@ def create_client(
     secret: str | None = None,
     jwks: dict[str, Any] | None = None,
     jwks_uri: str | None = None,
+    workload_issuer: str | None = None,
+    workload_subject: str | None = None,
 ) -> tuple[Client, str | None]:
     """Add a client; returns it with its secret in clear (shown once), None for public clients and
     clients that authenticate with their keys (`jwks` or `jwks_uri`).
@@ -67,6 +69,8 @@ def create_client(
         metadata_document=metadata_document or {},
         jwks=jwks,
         jwks_uri=jwks_uri,
+        workload_issuer=workload_issuer,
+        workload_subject=workload_subject,
         created_at=now(),
     )
     session.add(client)
@@ -113,3 +117,9 @@ async def touch(session: AsyncSession, client: Client) -> None:
         .where((Client.last_used_at.is_(None)) | (Client.last_used_at < moment - 60))
         .values(last_used_at=moment)
     )
+
+
+async def find_workload_client(session: AsyncSession, issuer: str, subject: str) -> Client | None:
+    """The client a workload (`subject` at the trusted workload issuer `issuer`) authenticates as."""
+    statement = select(Client).where(Client.workload_issuer == issuer, Client.workload_subject == subject)
+    return (await session.scalars(statement)).first()

@@ -22,9 +22,17 @@ def upgrade() -> None:
     with op.batch_alter_table('clients', schema=None) as batch_op:
         batch_op.add_column(sa.Column('jwks', sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column('jwks_uri', sa.String(length=2000), nullable=True))
+        batch_op.add_column(sa.Column('workload_issuer', sa.String(length=2000), nullable=True))
+        batch_op.add_column(sa.Column('workload_subject', sa.String(length=512), nullable=True))
+        batch_op.create_unique_constraint(
+            'uq_clients_workload_issuer', ['workload_issuer', 'workload_subject']
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table('clients', schema=None) as batch_op:
+        batch_op.drop_constraint('uq_clients_workload_issuer', type_='unique')
+        batch_op.drop_column('workload_subject')
+        batch_op.drop_column('workload_issuer')
         batch_op.drop_column('jwks_uri')
         batch_op.drop_column('jwks')
