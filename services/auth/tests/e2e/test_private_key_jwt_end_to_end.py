@@ -5,7 +5,9 @@ serve`, each authenticating as its own client with a private key (MCP_CLIENT_PRI
 anywhere) and introspecting every token (MCP_INTROSPECTION=on), so every tool call below also proves the
 kit's key-based introspection. A CI job registered with `mcp-auth clients add --machine --jwks @file`
 gets a machine token with the SDK's `PrivateKeyJWTOAuthProvider` (client_credentials, RFC 7523 §2.2) and
-calls tools; a person's `get_github_repos` call proves the kit's key-based token exchange.
+calls tools; a Kubernetes workload registered with `--workload ISSUER SUBJECT` does the same with its
+service-account token as the assertion (the SDK's workload-identity option); a person's `get_github_repos`
+call proves the kit's key-based token exchange.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from mcp_auth_kit import DPoPKey, PrivateKeyJWT
 from mcp_testing.github_standin import GitHubStandIn
+from mcp_testing.workload_issuer import WorkloadIssuerStandIn
 
 from .sdk_client import MemoryStorage, Person, oauth_mcp_client
 from .stack import Stack, mcp_auth, running_stack
@@ -32,17 +35,35 @@ from .stack import Stack, mcp_auth, running_stack
 
 @pytest.fixture(scope="module")
 def stack(
-    migrated_database: str, github_server: GitHubStandIn, tmp_path_factory: pytest.TempPathFactory
+    migrated_database: str,
+    github_server: GitHubStandIn,
+    workload_issuer_server: WorkloadIssuerStandIn,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     state = github_server.reset()
     state.add_user("octocat", name="The Octocat", repos=["hello-world", "spoon"])
     state.auto_login = "octocat"
     introspecting = {"MCP_INTROSPECTION": "on"}
+    # A Kubernetes cluster's service-account issuer, trusted for workloads. Its `subjects` rules are for
+    # the JWT-bearer grant; a client registered for a workload is what its token authenticates as.
+    workload_issuer_server.reset()
+    workload = workload_issuer_server
+    trusted = [
+        {
+            "issuer": workload.issuer,
+            "kind": "workload",
+            "jwks_uri": workload.jwks_uri,
+            "subjects": {
+                "system:serviceaccount:batch:*": {"resource": "https://unused.example/mcp", "scopes": ["x"]}
+            },
+        }
+    ]
     yield from running_stack(
         migrated_database,
         github_server,
         mcp_extra=[introspecting, introspecting],
         mcp_keys=tmp_path_factory.mktemp("mcp-keys"),
+        AUTH_TRUSTED_ISSUERS=json.dumps(trusted),
     )
 
 
@@ -109,6 +130,46 @@ async def test_sdk_private_key_jwt_client_gets_a_machine_token_and_calls_tools(
     assert claims["sub"] == client_id
     assert claims["aud"] == resource
     assert storage.tokens.refresh_token is None
+
+
+async def test_sdk_client_authenticates_with_its_kubernetes_service_account_token(
+    stack: Stack, workload_issuer_server: WorkloadIssuerStandIn
+) -> None:
+    """The SDK's documented workload-identity option: `PrivateKeyJWTOAuthProvider` whose assertion provider
+    returns the platform's token for the audience it is given (our issuer). No key, no secret."""
+    resource = next(iter(stack.mcp))
+    workload = workload_issuer_server
+    subject = "system:serviceaccount:agents:report-writer"
+    added = json.loads(
+        mcp_auth(
+            stack.auth_env,
+            *("clients", "add", "--name", "report writer", "--machine", "--resource", resource),
+            *("--scope", "mcp:tools", "--workload", workload.issuer, subject, "--json"),
+        )
+    )
+    assert added["client_secret"] is None
+    audiences: list[str] = []
+
+    async def projected_token(audience: str) -> str:
+        audiences.append(audience)
+        return workload.state.service_account_token("agents", "report-writer", audience=audience)
+
+    provider = PrivateKeyJWTOAuthProvider(
+        server_url=resource,
+        storage=MemoryStorage(),
+        client_id=added["client_id"],
+        assertion_provider=projected_token,
+        scope="mcp:tools",
+        issuer=stack.issuer,
+    )
+    async with (
+        httpx2.AsyncClient(auth=provider, timeout=30) as http,
+        Client(streamable_http_client(resource, http_client=http)) as mcp,
+    ):
+        who = await mcp.call_tool("get_user_info", {})
+        assert not who.is_error, who
+        assert added["client_id"] in _text(who)
+    assert audiences == [stack.issuer]
 
 
 async def test_the_same_assertion_twice_and_a_secret_are_refused_by_the_real_service(
