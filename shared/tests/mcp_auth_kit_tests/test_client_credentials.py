@@ -55,5 +55,5 @@ def test_a_client_has_a_secret_or_a_key(kwargs: dict[str, object]) -> None:
 
 
 def test_a_public_key_is_not_a_private_key() -> None:
-    with pytest.raises(ValueError, match="(?i)deserialize|private"):
+    with pytest.raises(ValueError, match=r"(?i)deserialize|private"):
         PrivateKeyJWT.from_pem(b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
