@@ -27,7 +27,6 @@ from mcp_auth_server.cli.database import command_session, table, when
 from mcp_auth_server.cli.errors import CommandError
 from mcp_auth_server.crypto.opaque_tokens import hash_secret
 from mcp_auth_server.db.models import Client
-from mcp_auth_server.oauth.client_jwks import InvalidJwksUri, check_jwks_uri, check_public_jwks
 from mcp_auth_server.oauth.rfc8252_redirect_uris import InvalidRedirectUri, check_registrable
 from mcp_auth_server.oauth.rfc8707_resource_indicators import InvalidResource, canonical_resource
 from mcp_auth_server.settings import AuthSettings
@@ -123,6 +122,9 @@ def _registered_keys(args: argparse.Namespace, settings: AuthSettings) -> dict[s
     """The private_key_jwt fields from --jwks / --jwks-uri (checked as /register checks them), or {}."""
     if args.jwks_uri is None and args.jwks is None and args.workload is None:
         return {}
+    # Here, not at the top: `clients --help` and `clients list` must not load httpx and the kit.
+    from mcp_auth_server.oauth.client_jwks import InvalidJwksUri, check_jwks_uri, check_public_jwks
+
     if args.public:
         raise CommandError("--jwks and --jwks-uri are for confidential clients; a --public client has none")
     if args.secret_env:
