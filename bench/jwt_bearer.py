@@ -86,7 +86,7 @@ async def measure(
     cpu_ms: dict[str, list[float]] = {mode: [] for mode in MODES}
     minted = 0
 
-    async def once(mode: str, seconds: float, count: int) -> LoadResult:
+    async def once(mode: str, seconds: float, count: int, concurrency: int | None = None) -> LoadResult:
         nonlocal minted
         requests: Iterator[bytes]
         if mode == "id_jag":
@@ -100,7 +100,7 @@ async def measure(
                 service.port,
                 requests,
                 check=issued,
-                concurrency=options.concurrency,
+                concurrency=concurrency or options.concurrency,
                 duration=seconds,
                 max_requests=count,
                 reconnect_every=options.reconnect_every,
@@ -117,9 +117,10 @@ async def measure(
         )
         return result
 
-    # Warm-up: pools, the IdP's JWKS in every worker, and every person seen once (created here).
+    # Warm-up: pools, the IdP's JWKS in every worker, and every person seen once (created here, a few at
+    # a time: first sight is a longer transaction, and the shared PostgreSQL has few connections to spare).
     await once("client_credentials", 0.5, 500)
-    await once("id_jag", 30.0, PEOPLE)
+    await once("id_jag", 120.0, PEOPLE, concurrency=4)
     for index in range(options.rounds):
         print(f" round {index + 1}")
         for mode in MODES if index % 2 == 0 else tuple(reversed(MODES)):

@@ -218,6 +218,24 @@ def dpop_rows(tool_calls: dict[str, Any] | None, refreshes: dict[str, Any] | Non
     return rows
 
 
+def jwt_bearer_rows(figures: dict[str, Any] | None) -> list[Row]:
+    if figures is None:
+        return [Row("/token ID-JAG exchanges/s", "failed (see output above)", "", None, "", False)]
+    baseline, measured = figures["client_credentials"], figures["id_jag"]
+    return [
+        row(
+            "/token ID-JAG exchanges/s (jwt-bearer)",
+            measured["per_s"],
+            baseline["per_s"],
+            ">= 0.7x client_credentials",
+            0.7,
+            "/s",
+            True,
+        ),
+        info("/token CPU, client_credentials / ID-JAG", _cpu(baseline, measured, "request")),
+    ]
+
+
 def _cpu(baseline: dict[str, Any], measured: dict[str, Any], unit: str) -> str:
     """The service's own CPU per request of two modes, and their ratio (robust to other load)."""
     key = next(name for name in baseline if name.startswith("cpu_ms_per"))
@@ -264,6 +282,7 @@ def main() -> None:
     _, dpop_refreshes = run_script(
         "dpop_refresh", ["--rounds", "2", "--seconds", "2", "--per-run", "1500"] if quick else []
     )
+    _, jwt_bearer = run_script("jwt_bearer", ["--rounds", "2", "--seconds", "2"] if quick else [])
     rows = [
         *cli_startup_rows(cli),
         *token_check_rows(token_check_output),
@@ -271,6 +290,7 @@ def main() -> None:
         *token_endpoint_rows(token_endpoint),
         *refresh_scaling_rows(scaling),
         *dpop_rows(dpop_calls, dpop_refreshes),
+        *jwt_bearer_rows(jwt_bearer),
     ]
     load_after = Path("/proc/loadavg").read_text().split()[:3]
     print_table(rows, description, f"{' '.join(load_before)} / {' '.join(load_after)} (1, 5, 15 min)")

@@ -7,7 +7,8 @@ another user's grant — then the event happens, then every path is tried with w
 
     /authorize with the live session · consent approval · redemption of the code issued before ·
     refresh of G · token exchange of G's access token · introspection of it · an MCP server in
-    introspection mode · the connected-applications page
+    introspection mode · the connected-applications page · an enterprise IdP's fresh ID-JAG for the
+    user, presented by a confidential client E registered for the JWT-bearer grant
 
 Expectations (`EXPECTED`): REFUSED everywhere, with the protocol's own answer. Two events end one
 grant and nothing else — the client revoking it (RFC 7009) and refresh-token reuse (RFC 9700
@@ -15,6 +16,9 @@ grant and nothing else — the client revoking it (RFC 7009) and refresh-token r
 silent one for this https client, an approval, a code issued before) makes a NEW grant, and the
 cell checks that G itself stays ended ("NEW_GRANT_ONLY"). A consent page opened before an event
 that only ends grants or consent is the person's own new decision when approved afterwards.
+An ID-JAG is the enterprise IdP's own fresh decision for E (no grant, no consent of ours behind it):
+events that end one grant or consent of C leave it standing ("IDP_VOUCHES"); the user disabled, or no
+longer admitted by the upstream that also knows them, refuse it.
 
 After every event: the other user's grant still refreshes; after the grant- and consent-level events,
 so does the same user's grant to the other client (nothing else of the user's is touched).
@@ -40,9 +44,11 @@ from mcp_auth_server.clock import now
 from mcp_auth_server.db.models import Consent, Grant, UpstreamIdentity, User
 from mcp_auth_server.settings import AuthSettings
 from mcp_testing.browser import Arrival, Browser, Page
+from mcp_testing.enterprise_idp import EnterpriseIdpStandIn
 from mcp_testing.github_standin import GitHubStandIn
 
 from ..conftest import ISSUER, RESOURCE_A, TEST_SECRET
+from ..federation import JWT_BEARER, enterprise_client
 from ..flow import (
     CLAUDE_CALLBACK,
     AuthorizationRequest,
@@ -67,6 +73,7 @@ APPS = f"{ISSUER}/account/apps"
 class Outcome(enum.Enum):
     REFUSED = "refused"  # no credential: an OAuth error, an error page, no code, inactive, 401, absent
     NEW_GRANT_ONLY = "a new grant, G stays ended"  # see the module docstring
+    IDP_VOUCHES = "a new token by the IdP's fresh decision"  # see the module docstring
     APPROVAL_IS_NEW_CONSENT = "an approval after the event is the person's new decision"
 
 
@@ -94,6 +101,19 @@ class World:
     sibling: tuple[dict[str, Any], dict[str, Any]]  # the user's grant to another client: (client, tokens)
     others: tuple[dict[str, Any], dict[str, Any]]  # the other user's grant
     resource_server: tuple[str, str]  # A's own confidential client
+    idp: EnterpriseIdpStandIn  # trusted here; its people are linked to ours by email
+    enterprise: tuple[str, str]  # E, a confidential client registered for the JWT-bearer grant
+
+    def id_jag(self) -> str:
+        """A fresh ID-JAG for the user (by their email) to E, for resource A."""
+        return self.idp.state.id_jag(
+            sub=f"idp-{self.user.login}",
+            audience=ISSUER,
+            client_id=self.enterprise[0],
+            resource=RESOURCE_A,
+            scope="mcp:tools",
+            email=f"{self.user.login}@acme.example",
+        )
 
 
 def browser(service: GitHubService) -> Person:
@@ -132,15 +152,22 @@ async def new_client(service: GitHubService, name: str) -> dict[str, Any]:
 
 @contextlib.asynccontextmanager
 async def world(
-    make_settings: Callable[..., AuthSettings], github: GitHubStandIn, database: Database
+    make_settings: Callable[..., AuthSettings],
+    github: GitHubStandIn,
+    database: Database,
+    idp: EnterpriseIdpStandIn,
 ) -> AsyncIterator[World]:
     suffix = secrets.token_hex(3)
     user, other = f"user-{suffix}", f"other-{suffix}"
     for login in (user, other):
-        github.state.add_user(login, orgs=["acme"])
+        github.state.add_user(login, orgs=["acme"], email=f"{login}@acme.example")
         github.state.auto_login = None
     # No grace window: a rotated refresh token presented again is reuse at once.
-    overrides = {"auth_allowed_orgs": ["acme"], "auth_refresh_grace_seconds": 0}
+    overrides = {
+        "auth_allowed_orgs": ["acme"],
+        "auth_refresh_grace_seconds": 0,
+        "auth_trusted_issuers": [{"issuer": idp.issuer, "kind": "enterprise-idp", "user_claim": "email"}],
+    }
     async with github_service(make_settings, github, **overrides) as service:
         people = browser(service), browser(service)
         try:
@@ -179,6 +206,8 @@ async def world(
                 sibling=sibling,
                 others=others,
                 resource_server=await resource_server_client(service.client, RESOURCE_A),
+                idp=idp,
+                enterprise=await enterprise_client(service.client),
             )
         finally:
             for person in people:
@@ -325,6 +354,16 @@ async def the_connected_apps_page(w: World) -> Outcome:
     return Outcome.REFUSED
 
 
+async def present_an_id_jag_for_the_user(w: World) -> Outcome:
+    response = await w.service.client.post(
+        "/token", auth=w.enterprise, data={"grant_type": JWT_BEARER, "assertion": w.id_jag()}
+    )
+    if response.status_code == 200:
+        return Outcome.IDP_VOUCHES
+    assert response.json()["error"] == "invalid_grant", response.text
+    return Outcome.REFUSED
+
+
 async def _new_grant_only(
     w: World, request: AuthorizationRequest | None, code: str | None, tokens: dict[str, Any] | None = None
 ) -> Outcome:
@@ -372,28 +411,36 @@ PATHS: list[PathCheck] = [
     redeem_a_code_issued_before,
     authorize_with_the_live_session,
     approve_a_consent_page_opened_before,
+    present_an_id_jag_for_the_user,
 ]
-R, N, A = Outcome.REFUSED, Outcome.NEW_GRANT_ONLY, Outcome.APPROVAL_IS_NEW_CONSENT
+R, N, A, V = Outcome.REFUSED, Outcome.NEW_GRANT_ONLY, Outcome.APPROVAL_IS_NEW_CONSENT, Outcome.IDP_VOUCHES
 # event: (what it leaves of the user's other credentials, expected outcome per path above, in order)
 EXPECTED: dict[Event, tuple[str, list[Outcome]]] = {
-    client_revokes_the_refresh_token: ("siblings", [R, R, R, R, R, N, N, A]),
-    user_revokes_on_the_connected_apps_page: ("siblings", [R, R, R, R, R, R, R, A]),
-    refresh_token_reuse_is_detected: ("siblings", [R, R, R, R, R, N, N, A]),
-    user_removed_from_the_allowed_org: ("nothing", [R, R, R, R, R, R, R, R]),
-    operator_disables_the_user: ("nothing", [R, R, R, R, R, R, R, R]),
-    operator_removes_the_client: ("siblings", [R, R, R, R, R, R, R, A]),
-    consent_lapses: ("siblings", [R, R, R, R, R, R, R, A]),
+    client_revokes_the_refresh_token: ("siblings", [R, R, R, R, R, N, N, A, V]),
+    user_revokes_on_the_connected_apps_page: ("siblings", [R, R, R, R, R, R, R, A, V]),
+    refresh_token_reuse_is_detected: ("siblings", [R, R, R, R, R, N, N, A, V]),
+    user_removed_from_the_allowed_org: ("nothing", [R, R, R, R, R, R, R, R, R]),
+    operator_disables_the_user: ("nothing", [R, R, R, R, R, R, R, R, R]),
+    operator_removes_the_client: ("siblings", [R, R, R, R, R, R, R, A, V]),
+    consent_lapses: ("siblings", [R, R, R, R, R, R, R, A, V]),
 }
 
 
 @pytest.mark.parametrize("event", list(EXPECTED), ids=lambda event: event.__name__)
 async def test_every_path_honours_the_event(
-    event: Event, make_settings: Callable[..., AuthSettings], github: GitHubStandIn, database: Database
+    event: Event,
+    make_settings: Callable[..., AuthSettings],
+    github: GitHubStandIn,
+    database: Database,
+    enterprise_idp: EnterpriseIdpStandIn,
 ) -> None:
     leaves, expected = EXPECTED[event]
-    async with world(make_settings, github, database) as w:
-        before = [await _introspecting_server_admits(w, w.tokens["access_token"])]
-        assert before == [True]  # the control: G is good before the event
+    async with world(make_settings, github, database, enterprise_idp) as w:
+        before = [
+            await _introspecting_server_admits(w, w.tokens["access_token"]),
+            await present_an_id_jag_for_the_user(w) is Outcome.IDP_VOUCHES,  # links the IdP's person
+        ]
+        assert before == [True, True]  # the control: G is good before the event, and so is an ID-JAG
         await event(w)
         got = {}
         for path in PATHS:
@@ -414,9 +461,12 @@ def test_every_event_has_a_row_for_every_path() -> None:
 
 
 async def test_the_user_disabled_cannot_sign_in_again_until_enabled(
-    make_settings: Callable[..., AuthSettings], github: GitHubStandIn, database: Database
+    make_settings: Callable[..., AuthSettings],
+    github: GitHubStandIn,
+    database: Database,
+    enterprise_idp: EnterpriseIdpStandIn,
 ) -> None:
-    async with world(make_settings, github, database) as w:
+    async with world(make_settings, github, database, enterprise_idp) as w:
         await operator_disables_the_user(w)
         w.user.http.cookies.clear()
         blocked = await w.user.browser.open(

@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator, Callable
 
 import jwt
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
-from mcp_auth_server.db.models import AuditEvent, User
+from mcp_auth_server.db.models import AuditEvent, Client, User
 from mcp_auth_server.settings import AuthSettings
 from mcp_auth_server.store.clients import create_client
 from mcp_testing.enterprise_idp import EnterpriseIdpStandIn, EnterpriseIdpState
@@ -238,3 +238,11 @@ async def test_an_unreachable_idp_is_a_503_not_a_refusal(
         assert response.json()["error"] == "temporarily_unavailable"
         enterprise_idp.state.recover()
         # The failed fetch backs off (10 s); a new grant after that works. Here: the next issuer is fresh.
+
+
+async def test_an_id_jag_for_a_removed_client_is_refused(fed: Federation, database: Database) -> None:
+    grant = fed.id_jag()
+    await execute(database, delete(Client).where(Client.client_id == fed.client_id))
+    response = await fed.present(grant)
+    assert response.status_code == 401, response.text
+    assert refused(response.json(), "invalid_client")

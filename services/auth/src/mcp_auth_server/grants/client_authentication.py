@@ -43,7 +43,7 @@ from mcp_auth_server.oauth.rfc7523_client_assertions import (
     InvalidClientAssertion,
     verify_client_assertion,
 )
-from mcp_auth_server.oauth.rfc7523_jwt_bearer import unverified_issuer
+from mcp_auth_server.oauth.rfc7523_jwt_bearer import parse_assertion
 from mcp_auth_server.oauth.trusted_issuers import WORKLOAD
 from mcp_auth_server.policy.credentials import CredentialRefused, check_client
 from mcp_auth_server.policy.question import Path
@@ -103,7 +103,7 @@ async def prove_client_assertion(runtime: Runtime, presented: PresentedClient) -
 async def _from_workload_issuer(runtime: Runtime, assertion: str) -> bool:
     await runtime.trusted_issuers.refresh_if_stale()
     try:
-        config = runtime.trusted_issuers.get(unverified_issuer(assertion))
+        config = runtime.trusted_issuers.get(parse_assertion(assertion).issuer)
     except InvalidAssertion:
         return False  # not a JWT naming an issuer: the client-signed path refuses it in its own words
     return config is not None and config.kind == WORKLOAD

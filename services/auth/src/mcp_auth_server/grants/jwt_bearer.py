@@ -46,7 +46,6 @@ from mcp_auth_server.store.audit import key_binding, record
 from mcp_auth_server.store.enterprise_users import UnmappedUser, enterprise_user
 from mcp_auth_server.store.resources import RegisteredResource, UnknownResource
 from mcp_auth_server.store.standings import ClientStanding, client_standing
-from mcp_auth_server.store.users import public_profile, user_standing_of
 
 WORKLOAD_ORIGIN = "workload"
 
@@ -99,37 +98,31 @@ async def _identity_assertion(
     _check_key_binding(claims.get("cnf"), request.dpop_jkt)
     granted = _scopes(request.scope, _granted_scopes(claims), resource)
     try:
-        found = await enterprise_user(session, idp, claims)
+        found = await enterprise_user(session, idp, claims, runtime.upstream.name)
     except UnmappedUser as exc:
         raise invalid_grant(str(exc)) from None
-    # The user as the policy reads them: disabled or not, and their identity at our own upstream, if any.
-    standing = await user_standing_of(session, found.user, runtime.upstream.name)
-    question = Question(Path.ID_JAG, client_standing(client), resource.resource, granted, user=standing)
+    question = Question(Path.ID_JAG, client_standing(client), resource.resource, granted, user=found.standing)
     await _decide(runtime, session, question)
     require_proof(resource.resource, resource.dpop_required, request.dpop)
     if found.how in ("created", "linked"):
-        record(session, "enterprise_user_linked", user_id=found.user.id, idp=idp.issuer, how=found.how)
-    user = found.user
-    profile = public_profile(
-        {"login": user.login, "name": user.name, "email": user.email, "avatar_url": user.avatar_url}
-    )
+        record(session, "enterprise_user_linked", user_id=found.user_id, idp=idp.issuer, how=found.how)
     auth_time = claims.get("auth_time")
     access = issue_access_token(
         runtime.keyring.signer(),
         issuer=runtime.settings.auth_issuer,
-        subject=user.id,
+        subject=found.user_id,
         audience=resource.resource,
         client_id=client.client_id,
         scopes=granted,
         ttl=runtime.settings.auth_access_token_ttl,
         auth_time=auth_time if isinstance(auth_time, int) else None,
-        profile=profile,
+        profile=found.profile,
         dpop_jkt=request.dpop_jkt,
     )
     record(
         session,
         "identity_assertion_grant",
-        user_id=user.id,
+        user_id=found.user_id,
         client_id=client.client_id,
         idp=idp.issuer,
         idp_name=idp.display_name,

@@ -14,7 +14,7 @@ from mcp_auth_server.oauth.rfc7523_jwt_bearer import (
     InvalidAssertion,
     UnknownSigningKey,
     VerifiedAssertion,
-    unverified_issuer,
+    parse_assertion,
     verify_assertion,
 )
 from mcp_auth_server.oauth.trusted_issuers import WORKLOAD, IssuerKind
@@ -41,7 +41,8 @@ async def verify_trusted_assertion(
     KeysUnavailable when the issuer's keys have never been loaded (answer 503 `temporarily_unavailable`).
     """
     await runtime.trusted_issuers.refresh_if_stale()
-    config = runtime.trusted_issuers.get(unverified_issuer(assertion))
+    parsed = parse_assertion(assertion)
+    config = runtime.trusted_issuers.get(parsed.issuer)
     if config is None:
         raise InvalidAssertion("the assertion's issuer is not trusted here")
     if kind is not None and config.kind != kind:
@@ -49,7 +50,7 @@ async def verify_trusted_assertion(
     keys = runtime.trusted_issuers.keys(config)
     audiences = accepted_audiences(runtime, config.kind, config.audience)
     try:
-        return await verify_assertion(assertion, config, keys, audiences=audiences, now=now())
+        return await verify_assertion(parsed, config, keys, audiences=audiences, now=now())
     except UnknownSigningKey:
         if isinstance(keys, JWKSCache) and not keys.loaded:
             raise keys.unavailable() from None

@@ -26,12 +26,14 @@ from typing import Any, Protocol
 import jwt
 
 from mcp_auth_kit.jwks import VerificationKey
+from mcp_auth_kit.rfc7515_compact_jws import CompactJWS, MalformedJWS, json_object, split_compact
 from mcp_auth_server.oauth.trusted_issuers import ENTERPRISE_IDP, TrustedIssuerConfig
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ID_JAG_TYPE = "oauth-id-jag+jwt"
 # RFC 7523 §3 item 4/6 "reasonable" clock skew between us and the issuer.
 LEEWAY_SECONDS = 60
+MAX_ASSERTION_LENGTH = 16_384
 _WORKLOAD_TYPES = (None, "jwt")
 
 
@@ -70,16 +72,32 @@ class VerifiedAssertion:
         return int(self.claims["exp"])
 
 
-def unverified_issuer(assertion: str) -> str:
-    """The `iss` the assertion claims, read before any check only to pick the issuer whose keys to use."""
+@dataclass(frozen=True)
+class ParsedAssertion:
+    """An assertion split once (the kit's compact-JWS parser: PyJWT re-checks every base64 character on
+    each decode), its header and claims read but nothing about them trusted yet."""
+
+    jws: CompactJWS
+    header: dict[str, Any]
+    claims: dict[str, Any]
+
+    @property
+    def issuer(self) -> str:
+        """The `iss` it claims: only to pick the trusted issuer whose keys and rules to apply."""
+        issuer = self.claims.get("iss")
+        if not isinstance(issuer, str) or not issuer:
+            raise InvalidAssertion("the assertion names no issuer (iss)")
+        return issuer
+
+
+def parse_assertion(assertion: str) -> ParsedAssertion:
     try:
-        claims = jwt.decode(assertion, options={"verify_signature": False})
-    except jwt.PyJWTError:
+        jws = split_compact(assertion, MAX_ASSERTION_LENGTH)
+        return ParsedAssertion(
+            jws, json_object(jws.header_segment, "header"), json_object(jws.payload_segment, "payload")
+        )
+    except MalformedJWS:
         raise InvalidAssertion("the assertion is not a JWT") from None
-    issuer = claims.get("iss")
-    if not isinstance(issuer, str) or not issuer:
-        raise InvalidAssertion("the assertion names no issuer (iss)")
-    return issuer
 
 
 def media_type(value: Any) -> str | None:
@@ -91,19 +109,18 @@ def media_type(value: Any) -> str | None:
 
 
 async def verify_assertion(
-    assertion: str,
+    parsed: ParsedAssertion,
     issuer: TrustedIssuerConfig,
     keys: KeySource,
     *,
     audiences: Sequence[str],
     now: int,
 ) -> VerifiedAssertion:
-    """Check `assertion` as a grant from `issuer` for one of `audiences`; raise InvalidAssertion if not."""
-    try:
-        header = jwt.get_unverified_header(assertion)
-    except jwt.PyJWTError:
-        raise InvalidAssertion("the assertion is not a JWT") from None
+    """Check `parsed` as a grant from `issuer` for one of `audiences`; raise InvalidAssertion if not."""
+    header, claims = parsed.header, parsed.claims
     _check_type(header.get("typ"), issuer)
+    if "crit" in header:
+        raise InvalidAssertion("critical header extensions are not understood")  # RFC 7515 §4.1.11
     algorithm, kid = header.get("alg"), header.get("kid")
     if algorithm not in issuer.algorithms:
         raise InvalidAssertion(f"the algorithm {algorithm!r} is not accepted from this issuer")
@@ -114,25 +131,11 @@ async def verify_assertion(
         raise UnknownSigningKey("the assertion is not signed by a current key of its issuer")
     if key.algorithm != algorithm:
         raise InvalidAssertion("the signing key does not use the assertion's algorithm")
-    try:
-        claims: dict[str, Any] = jwt.decode(
-            assertion,
-            key.key,
-            algorithms=[algorithm],
-            issuer=issuer.issuer,
-            leeway=LEEWAY_SECONDS,
-            options={"require": ["iss", "sub", "aud", "exp", "iat"], "verify_aud": False},
-        )
-    except jwt.ExpiredSignatureError:
-        raise InvalidAssertion("the assertion has expired") from None
-    except jwt.ImmatureSignatureError:
-        raise InvalidAssertion("the assertion is not valid yet") from None
-    except jwt.InvalidIssuerError:
-        raise InvalidAssertion("the assertion's issuer does not match") from None
-    except jwt.MissingRequiredClaimError as exc:
-        raise InvalidAssertion(f"the assertion has no {exc.claim} claim") from None
-    except jwt.PyJWTError:
-        raise InvalidAssertion("the assertion's signature or claims are invalid") from None
+    verifier = jwt.get_algorithm_by_name(algorithm)
+    if not verifier.verify(parsed.jws.signing_input, key.key, parsed.jws.signature):
+        raise InvalidAssertion("the assertion's signature does not verify")
+    if claims.get("iss") != issuer.issuer:
+        raise InvalidAssertion("the assertion's issuer does not match")
     _check_claims(claims, issuer, audiences, now)
     return VerifiedAssertion(issuer, claims)
 
@@ -149,18 +152,25 @@ def _check_type(typ: Any, issuer: TrustedIssuerConfig) -> None:
 def _check_claims(
     claims: dict[str, Any], issuer: TrustedIssuerConfig, audiences: Sequence[str], now: int
 ) -> None:
-    if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+    for name in ("sub", "aud", "exp", "iat"):
+        if name not in claims:
+            raise InvalidAssertion(f"the assertion has no {name} claim")
+    if not isinstance(claims["sub"], str) or not claims["sub"]:
         raise InvalidAssertion("the assertion's sub is not a string")
+    expires_at, issued_at = _numeric_date(claims, "exp"), _numeric_date(claims, "iat")
+    if expires_at <= now - LEEWAY_SECONDS:
+        raise InvalidAssertion("the assertion has expired")
+    if "nbf" in claims and _numeric_date(claims, "nbf") > now + LEEWAY_SECONDS:
+        raise InvalidAssertion("the assertion is not valid yet")
     audience = claims.get("aud")
     # The ID-JAG rule (an array must hold exactly one element) applied to both kinds: a token minted
     # for several audiences is not a grant for us alone.
     named = audience if isinstance(audience, list) else [audience]
     if len(named) != 1 or named[0] not in audiences:
         raise InvalidAssertion("the assertion is not for this authorization server (aud)")
-    lifetime = int(claims["exp"]) - int(claims["iat"])
-    if lifetime > issuer.lifetime_limit:
+    if expires_at - issued_at > issuer.lifetime_limit:
         raise InvalidAssertion(f"the assertion lives longer than {issuer.lifetime_limit} seconds")
-    if int(claims["iat"]) > now + LEEWAY_SECONDS:
+    if issued_at > now + LEEWAY_SECONDS:
         raise InvalidAssertion("the assertion was issued in the future")
     jti = claims.get("jti")
     if jti is not None and (not isinstance(jti, str) or not jti or len(jti) > 512):
@@ -172,3 +182,11 @@ def _check_claims(
             raise InvalidAssertion("an identity assertion grant names its client (client_id)")
     elif jti is None and issuer.single_use:
         raise InvalidAssertion("the workload token has no jti to make it single-use")
+
+
+def _numeric_date(claims: dict[str, Any], name: str) -> int:
+    """RFC 7519 §2 NumericDate: a JSON number (not a boolean), read as whole seconds."""
+    value = claims[name]
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or abs(value) > 2**53:
+        raise InvalidAssertion(f"the assertion's {name} is not a NumericDate")
+    return int(value)

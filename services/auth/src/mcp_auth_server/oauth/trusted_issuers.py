@@ -29,7 +29,6 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mcp_auth_kit.jwks import parse_jwks
 from mcp_auth_server.oauth.rfc8707_resource_indicators import InvalidResource, canonical_resource
 
 IssuerKind = Literal["enterprise-idp", "workload"]
@@ -153,6 +152,9 @@ class TrustedIssuerConfig(BaseModel):
                 raise ValueError("holds a private or symmetric key; publish public keys only")
             if not isinstance(jwk.get("kid"), str):
                 raise ValueError("every key needs a kid")
+        # Imported here: settings load this module, and admin commands must not pay for httpx and PyJWT.
+        from mcp_auth_kit.jwks import parse_jwks
+
         usable = parse_jwks(value, {})
         unusable = [jwk["kid"] for jwk in keys if jwk["kid"] not in usable]
         if unusable:

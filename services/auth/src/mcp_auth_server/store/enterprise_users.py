@@ -15,13 +15,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_auth_server.clock import now
 from mcp_auth_server.db.models import UpstreamIdentity, User
 from mcp_auth_server.oauth.trusted_issuers import TrustedIssuerConfig
+from mcp_auth_server.store.standings import UserStanding
+from mcp_auth_server.store.users import PROFILE_COLUMNS, public_profile, user_standing_of
 
 
 class UnmappedUser(Exception):
@@ -30,8 +32,13 @@ class UnmappedUser(Exception):
 
 @dataclass(frozen=True)
 class EnterpriseUser:
-    user: User
+    standing: UserStanding  # as the credential policy reads them (their identity at our own upstream)
+    profile: dict[str, str]  # claims tools may read (store/users.py public_profile)
     how: str  # pinned | known | linked | created
+
+    @property
+    def user_id(self) -> str:
+        return self.standing.id
 
 
 def provider_of(issuer: str) -> str:
@@ -40,8 +47,9 @@ def provider_of(issuer: str) -> str:
 
 
 async def enterprise_user(
-    session: AsyncSession, idp: TrustedIssuerConfig, claims: dict[str, Any]
+    session: AsyncSession, idp: TrustedIssuerConfig, claims: dict[str, Any], upstream: str
 ) -> EnterpriseUser:
+    """The user `claims` (a verified ID-JAG's) speak for; `upstream`: our configured upstream's name."""
     value = claims.get(idp.user_claim)
     if not isinstance(value, str) or not value or len(value) > 255:
         raise UnmappedUser(f"the assertion has no usable {idp.user_claim} claim to identify the user")
@@ -51,24 +59,17 @@ async def enterprise_user(
         user = await session.get(User, pinned)
         if user is None:
             raise UnmappedUser("the user this identity is pinned to does not exist")
-        return await _linked(session, user, provider, value, "pinned")
-    linked = await session.scalar(
-        select(UpstreamIdentity).where(
-            UpstreamIdentity.provider == provider, UpstreamIdentity.subject == value
-        )
-    )
-    if linked is not None:
-        user = await session.get(User, linked.user_id)
-        assert user is not None  # the foreign key guarantees it
-        linked.checked_at = now()
-        return EnterpriseUser(user, "known")
+        return await _linked(session, user, provider, value, upstream, "pinned")
+    known = await _known(session, provider, value, upstream)
+    if known is not None:
+        return known
     email = _verified_email(claims)
     if idp.link_by_email and email is not None:
         same = (await session.scalars(select(User).where(func.lower(User.email) == email).limit(2))).all()
         if len(same) > 1:
             raise UnmappedUser("several users have this email; an admin pins the mapping")
         if same:
-            return await _linked(session, same[0], provider, value, "linked")
+            return await _linked(session, same[0], provider, value, upstream, "linked")
     if not idp.create_users:
         raise UnmappedUser("this identity is not linked to a user here")
     moment = now()
@@ -82,10 +83,48 @@ async def enterprise_user(
     )
     session.add(user)
     await session.flush()
-    return await _linked(session, user, provider, value, "created")
+    return await _linked(session, user, provider, value, upstream, "created")
 
 
-async def _linked(session: AsyncSession, user: User, provider: str, subject: str, how: str) -> EnterpriseUser:
+def _known_user_statement() -> Select[Any]:
+    """The user linked to an identity at an IdP, with their identity at our upstream: built once (building
+    a statement with aliases costs more than running it)."""
+    users, at_idp = User.__table__, UpstreamIdentity.__table__.alias("at_idp")
+    at_upstream = UpstreamIdentity.__table__.alias("at_upstream")
+    return (
+        select(
+            users.c.id,
+            users.c.disabled_at,
+            *(users.c[name] for name in PROFILE_COLUMNS),
+            at_upstream.c.id.label("identity_id"),
+            at_upstream.c.checked_at,
+        )
+        .select_from(
+            at_idp.join(users, users.c.id == at_idp.c.user_id).outerjoin(
+                at_upstream,
+                (at_upstream.c.user_id == users.c.id) & (at_upstream.c.provider == bindparam("upstream")),
+            )
+        )
+        .where(at_idp.c.provider == bindparam("provider"), at_idp.c.subject == bindparam("subject"))
+    )
+
+
+KNOWN_USER = _known_user_statement()
+
+
+async def _known(session: AsyncSession, provider: str, subject: str, upstream: str) -> EnterpriseUser | None:
+    """The hot path, one read: the user linked to this identity at the IdP, or None."""
+    parameters = {"provider": provider, "subject": subject, "upstream": upstream}
+    row = (await session.execute(KNOWN_USER, parameters)).mappings().first()
+    if row is None:
+        return None
+    standing = UserStanding(row["id"], row["disabled_at"] is not None, row["identity_id"], row["checked_at"])
+    return EnterpriseUser(standing, public_profile(dict(row)), "known")
+
+
+async def _linked(
+    session: AsyncSession, user: User, provider: str, subject: str, upstream: str, how: str
+) -> EnterpriseUser:
     existing = await session.scalar(
         select(UpstreamIdentity).where(
             UpstreamIdentity.provider == provider, UpstreamIdentity.subject == subject
@@ -104,7 +143,10 @@ async def _linked(session: AsyncSession, user: User, provider: str, subject: str
         except IntegrityError:
             raise UnmappedUser("this identity was linked concurrently; try again") from None
     user.last_login_at = now()
-    return EnterpriseUser(user, how)
+    profile = public_profile(
+        {"login": user.login, "name": user.name, "email": user.email, "avatar_url": user.avatar_url}
+    )
+    return EnterpriseUser(await user_standing_of(session, user, upstream), profile, how)
 
 
 def _verified_email(claims: dict[str, Any]) -> str | None:
