@@ -16,11 +16,14 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from sqlalchemy import update
+
+from mcp_auth_server.db.models import Client
 
 from ..client_assertions import ClientKey, assertion_form, unsigned
 from ..conftest import ISSUER, RESOURCE_A
 from ..flow import assert_oauth_error
-from ..operator_clients import key_client, machine_client
+from ..operator_clients import key_client, machine_client, runtime_of
 
 TOKEN_URL = f"{ISSUER}/token"
 
@@ -303,3 +306,19 @@ async def test_revoke_and_introspect_accept_assertions_and_refuse_bad_ones(
         "/revoke", data={"token": access_token, **assertion_form(ClientKey().assertion(client_id, ISSUER))}
     )
     assert_invalid_client(forged_revoke)
+
+
+async def test_a_key_the_operator_replaced_is_refused_at_once(
+    auth_client: httpx.AsyncClient, machine: tuple[str, ClientKey]
+) -> None:
+    """Registrations are remembered a few seconds for the check before the transaction; the transaction
+    compares them with the client's row, so a replaced key stops working with the very next request."""
+    client_id, old = machine
+    await assert_control_succeeds(auth_client, client_id, old)  # the old registration is now remembered
+    new = ClientKey()
+    async with runtime_of(auth_client).sessions() as session:
+        await session.execute(update(Client).where(Client.client_id == client_id).values(jwks=new.jwks))
+        await session.commit()
+    assert_invalid_client(await token_request(auth_client, old.assertion(client_id, ISSUER)), "keys changed")
+    await assert_control_succeeds(auth_client, client_id, new)
+    assert_invalid_client(await token_request(auth_client, old.assertion(client_id, ISSUER)))

@@ -18,10 +18,12 @@ stands in for a secret: the client's own registration (its resources, scopes) de
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_auth_kit.jwks import VerificationKey
+from mcp_auth_server.clock import now
 from mcp_auth_server.db.models import Client
 from mcp_auth_server.grants.trusted_assertions import (
     InvalidAssertion,
@@ -30,6 +32,7 @@ from mcp_auth_server.grants.trusted_assertions import (
     verify_trusted_assertion,
 )
 from mcp_auth_server.oauth.client_id_metadata_document import InvalidMetadataDocument
+from mcp_auth_server.oauth.client_jwks import Registration
 from mcp_auth_server.oauth.errors import invalid_client, invalid_request, temporarily_unavailable
 from mcp_auth_server.oauth.rfc6749_client_authentication import (
     NONE,
@@ -73,14 +76,13 @@ async def prove_client_assertion(runtime: Runtime, presented: PresentedClient) -
         return await _prove_workload_assertion(runtime, presented, presented.assertion)
     if presented.named_client_id not in (None, presented.client_id):
         raise invalid_request("client_id differs from the client the assertion names")
-    async with runtime.sessions() as session:  # a short read of the client's keys, released at once
-        client = await find_client(runtime, session, presented.client_id)
-        method, jwks, jwks_uri = client.token_endpoint_auth_method, client.jwks, client.jwks_uri
-        await session.commit()
-    check_client_method(presented, method)
+    registration = await _registration(runtime, presented.client_id)
+    check_client_method(presented, registration.method)
 
     async def registered_keys(kid: str | None) -> Sequence[VerificationKey]:
-        return await runtime.client_keys.candidates(presented.client_id, jwks, jwks_uri, kid)
+        return await runtime.client_keys.candidates(
+            presented.client_id, registration.jwks, registration.jwks_uri, kid
+        )
 
     issuer = runtime.settings.auth_issuer
     try:
@@ -92,12 +94,32 @@ async def prove_client_assertion(runtime: Runtime, presented: PresentedClient) -
         )
     except InvalidClientAssertion as exc:
         raise invalid_client(str(exc)) from None
+    proof = replace(proof, registration=registration)
     # RFC 7523 §3 item 7: one use per jti, per client, on every replica, until the assertion expires.
     if not await runtime.replay.first_use(
         ASSERTION_JTIS, f"{proof.client_id}\n{proof.jti}", proof.expires_at
     ):
         raise invalid_client("this client assertion has been used before")
     return proof
+
+
+async def _registration(runtime: Runtime, client_id: str) -> Registration:
+    """The client's registered keys: remembered a few seconds, else read in a short session of its own."""
+    remembered = runtime.client_keys.registrations.get(client_id, now())
+    if remembered is not None:
+        return remembered
+    async with runtime.sessions() as session:  # released before the assertion is checked
+        client = await find_client(runtime, session, client_id)
+        registration = registration_of(client)
+        await session.commit()
+    runtime.client_keys.registrations.put(
+        client_id, registration, now() + runtime.client_keys.REGISTRATION_SECONDS
+    )
+    return registration
+
+
+def registration_of(client: Client) -> Registration:
+    return Registration(client.token_endpoint_auth_method, client.jwks, client.jwks_uri)
 
 
 async def _from_workload_issuer(runtime: Runtime, assertion: str) -> bool:
@@ -146,6 +168,10 @@ async def authenticate_client(
     if presented.method == PRIVATE_KEY_JWT:
         if assertion is None or assertion.client_id != client.client_id:
             raise invalid_client("client authentication failed")
+        if assertion.registration is not None and assertion.registration != registration_of(client):
+            # The keys changed since they were remembered: the assertion was checked against old ones.
+            runtime.client_keys.registrations.discard(client.client_id)
+            raise invalid_client("the client's registered keys changed; send a new assertion")
     elif presented.method != NONE:
         check_client_secret(presented, client.client_secret_hash)
     return client

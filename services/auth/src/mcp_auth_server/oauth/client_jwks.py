@@ -15,11 +15,13 @@ from __future__ import annotations
 import ssl
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from mcp_auth_kit.expiring_lru import ExpiringLRU
 from mcp_auth_kit.jwks import JWKSCache, VerificationKey, parse_jwks
 from mcp_auth_server.oauth.client_id_metadata_document import InvalidMetadataDocument, resolve_once
 from mcp_auth_server.settings import is_loopback_host
@@ -112,8 +114,24 @@ class _Limited(httpx.AsyncByteStream):
         await self._stream.aclose()
 
 
+@dataclass(frozen=True)
+class Registration:
+    """What a private_key_jwt client registered, as one read found it (compared again in the transaction)."""
+
+    method: str
+    jwks: dict[str, Any] | None
+    jwks_uri: str | None
+
+
 class ClientKeys:
-    """Finds the key a client's assertion names, among the keys the client registered."""
+    """Finds the key a client's assertion names, among the keys the client registered.
+
+    `registrations` remembers for a few seconds what each client registered, so an assertion is checked
+    before the request's transaction without a database read of its own; the transaction reads the client
+    anyway and refuses the request if the registration changed meanwhile (`Registration` compares equal).
+    """
+
+    REGISTRATION_SECONDS = 30.0
 
     def __init__(self, *, allow_loopback: bool, ca_bundle: str | None = None) -> None:
         self.allow_loopback = allow_loopback
@@ -125,6 +143,7 @@ class ClientKeys:
             trust_env=False,
         )
         self._caches: OrderedDict[tuple[str, str], JWKSCache] = OrderedDict()
+        self.registrations: ExpiringLRU[str, Registration] = ExpiringLRU(MAX_CACHED_CLIENTS * 10)
 
     async def aclose(self) -> None:
         for cache in self._caches.values():

@@ -30,6 +30,7 @@ import jwt
 
 from mcp_auth_kit.jwks import VerificationKey
 from mcp_auth_server.clock import now
+from mcp_auth_server.oauth.client_jwks import Registration
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 PRIVATE_KEY_JWT = "private_key_jwt"
@@ -49,11 +50,13 @@ class InvalidClientAssertion(Exception):
 
 @dataclass(frozen=True)
 class ClientAssertion:
-    """A verified assertion: whose it is, and the `jti` to record as used until `expires_at`."""
+    """A verified assertion: whose it is, the `jti` to record as used until `expires_at`, and the keys
+    the client had registered when it was checked (the caller compares them again in its transaction)."""
 
     client_id: str
     jti: str
     expires_at: int
+    registration: Registration | None = None
 
 
 def assertion_subject(assertion: str) -> str | None:
