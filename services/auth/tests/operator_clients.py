@@ -50,3 +50,22 @@ async def resource_server_client(client: httpx.AsyncClient, resource: str) -> tu
         served_resource=resource,
         client_name="MCP server",
     )
+
+
+async def key_client(client: httpx.AsyncClient, origin: str = "machine", **fields: Any) -> str:
+    """A private_key_jwt client (RFC 7523 §2.2): `fields` carry its `jwks` or `jwks_uri`; no secret."""
+    defaults: dict[str, Any] = {
+        "machine": dict(grant_types=["client_credentials"], client_name="CI job with a key"),
+        "resource_server": dict(grant_types=[TOKEN_EXCHANGE], client_name="MCP server with a key"),
+    }[origin]
+    async with runtime_of(client).sessions() as session:
+        created, secret = create_client(
+            session,
+            origin=origin,
+            redirect_uris=[],
+            token_endpoint_auth_method="private_key_jwt",
+            **{**defaults, **fields},
+        )
+        await session.commit()
+    assert secret is None
+    return created.client_id

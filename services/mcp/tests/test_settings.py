@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from mcp_auth_kit import DPoPKey
 from mcp_tools_server.settings import SettingsError, load_settings
 
 RESOURCE = "http://127.0.0.1:9101/mcp"
@@ -18,6 +21,8 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "MCP_AUTH_ISSUER",
         "MCP_CLIENT_ID",
         "MCP_CLIENT_SECRET",
+        "MCP_CLIENT_PRIVATE_KEY_FILE",
+        "MCP_CLIENT_KEY_ID",
         "MCP_GITHUB_API_URL",
         "MCP_AUTH",
         "MCP_HOST",
@@ -175,10 +180,54 @@ def test_host_must_not_be_empty(monkeypatch: pytest.MonkeyPatch) -> None:
     assert message.startswith("MCP_HOST: is empty")
 
 
-@pytest.mark.parametrize("variable", ["MCP_CLIENT_ID", "MCP_CLIENT_SECRET"])
-def test_client_credentials_come_in_pairs(monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
-    message = _refusal(monkeypatch, MCP_RESOURCE_URL=RESOURCE, MCP_AUTH_ISSUER=ISSUER, **{variable: "x"})
-    assert message == "MCP_CLIENT_ID and MCP_CLIENT_SECRET: set both (a confidential client) or neither"
+CLIENT_PAIRS = "MCP_CLIENT_ID with MCP_CLIENT_SECRET or MCP_CLIENT_PRIVATE_KEY_FILE: set the id and one of"
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"MCP_CLIENT_ID": "x"},
+        {"MCP_CLIENT_SECRET": "x"},
+        {"MCP_CLIENT_PRIVATE_KEY_FILE": "/k.pem"},
+        {"MCP_CLIENT_ID": "x", "MCP_CLIENT_SECRET": "x", "MCP_CLIENT_PRIVATE_KEY_FILE": "/k.pem"},
+    ],
+)
+def test_client_credentials_come_in_pairs(monkeypatch: pytest.MonkeyPatch, variables: dict[str, str]) -> None:
+    message = _refusal(monkeypatch, MCP_RESOURCE_URL=RESOURCE, MCP_AUTH_ISSUER=ISSUER, **variables)
+    assert message.startswith(CLIENT_PAIRS)
+
+
+def test_an_unusable_private_key_file_stops_start_up(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "key.pem").write_text("not a key")
+    for path in (str(tmp_path / "key.pem"), str(tmp_path / "missing.pem")):
+        message = _refusal(
+            monkeypatch,
+            MCP_RESOURCE_URL=RESOURCE,
+            MCP_AUTH_ISSUER=ISSUER,
+            MCP_CLIENT_ID="tools",
+            MCP_CLIENT_PRIVATE_KEY_FILE=path,
+        )
+        assert message.startswith(f"MCP_CLIENT_PRIVATE_KEY_FILE: cannot use {path} ("), message
+
+
+def test_a_private_key_file_makes_the_client_authenticate_with_its_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    key = DPoPKey.generate("ES256")
+    (tmp_path / "key.pem").write_bytes(key.private_key_pem())
+    for name, value in {
+        "MCP_RESOURCE_URL": RESOURCE,
+        "MCP_AUTH_ISSUER": ISSUER,
+        "MCP_CLIENT_ID": "tools",
+        "MCP_CLIENT_PRIVATE_KEY_FILE": str(tmp_path / "key.pem"),
+        "MCP_CLIENT_KEY_ID": "tools-2026",
+    }.items():
+        monkeypatch.setenv(name, value)
+    credentials = load_settings().client_credentials()
+    assert credentials is not None
+    assert credentials.secret is None
+    assert credentials.private_key is not None
+    assert credentials.private_key.key_id == "tools-2026"
 
 
 def test_several_problems_are_reported_together_on_one_line(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mcp_auth_kit.availability import VerificationUnavailable
+    from mcp_auth_kit.client_credentials import ClientCredentials, PrivateKeyJWT
     from mcp_auth_kit.dpop_client import DPoPAuth, DPoPKey
     from mcp_auth_kit.fastapi_dependencies import ResourceAuth, require_token
     from mcp_auth_kit.guard import BearerGuard
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 # Exported name -> the module defining it.
 _EXPORTS = {
     "BearerGuard": "guard",
+    "ClientCredentials": "client_credentials",
     "DPoPAuth": "dpop_client",
     "DPoPKey": "dpop_client",
     "DPoPNonces": "rfc9449_dpop_nonces",
@@ -54,6 +56,7 @@ _EXPORTS = {
     "JWKSCache": "jwks",
     "JWTVerifier": "rfc9068_verifier",
     "ObservabilityMiddleware": "observability",
+    "PrivateKeyJWT": "client_credentials",
     "OperatorPort": "operator_port",
     "ResourceAuth": "fastapi_dependencies",
     "ScopePolicy": "tool_scopes",
@@ -69,6 +72,7 @@ _EXPORTS = {
 }
 __all__ = [
     "BearerGuard",
+    "ClientCredentials",
     "DPoPAuth",
     "DPoPKey",
     "DPoPNonces",
@@ -81,6 +85,7 @@ __all__ = [
     "JWTVerifier",
     "ObservabilityMiddleware",
     "OperatorPort",
+    "PrivateKeyJWT",
     "ResourceAuth",
     "ScopePolicy",
     "UpstreamTokenClient",

@@ -73,7 +73,7 @@ class DPoPKey:
         private_key = serialization.load_pem_private_key(pem, password=password)
         if not isinstance(private_key, PrivateKey):
             raise ValueError("not an EC, RSA or EdDSA private key")
-        return cls(private_key, algorithm or _natural_algorithm(private_key))
+        return cls(private_key, algorithm or natural_algorithm(private_key))
 
     def private_key_pem(self, password: bytes | None = None) -> bytes:
         encryption: serialization.KeySerializationEncryption = (
@@ -101,7 +101,7 @@ class DPoPKey:
         return jwt.encode(claims, self._private_key, algorithm=self.algorithm, headers=self._header)
 
 
-def _natural_algorithm(private_key: PrivateKey) -> str:
+def natural_algorithm(private_key: PrivateKey) -> str:
     if isinstance(private_key, ec.EllipticCurvePrivateKey):
         if private_key.curve.name not in _CURVE_ALGORITHMS:
             raise ValueError(f"unsupported curve: {private_key.curve.name}")

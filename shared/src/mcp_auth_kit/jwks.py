@@ -26,6 +26,7 @@ import jwt
 from prometheus_client import Counter
 
 from mcp_auth_kit.availability import VerificationUnavailable
+from mcp_auth_kit.rfc7638_jwk_thumbprints import jwk_thumbprint
 from mcp_auth_kit.rfc8414_discovery import (
     DiscoveryError,
     IssuerMismatch,
@@ -63,9 +64,15 @@ def parse_jwks(document: Any, previous: Mapping[str, VerificationKey]) -> dict[s
         raise ValueError("JWKS document has no keys array")
     keys: dict[str, VerificationKey] = {}
     for jwk in raw_keys:
-        if not isinstance(jwk, dict) or not isinstance(jwk.get("kid"), str):
+        if not isinstance(jwk, dict):
             continue
-        kid = jwk["kid"]
+        kid = jwk.get("kid")
+        if kid is None:
+            # RFC 7517 §4.5: `kid` is optional (clients' own JWKS often omit it); the key is then known
+            # by its RFC 7638 thumbprint, and found for a token that names no key (`keys()`).
+            kid = _thumbprint(jwk)
+        if not isinstance(kid, str):
+            continue
         # RFC 7517 §4.2: only signature keys; symmetric or private material never belongs in a public JWKS.
         if jwk.get("use", "sig") != "sig" or jwk.get("kty") == "oct" or "d" in jwk:
             logger.warning("ignoring unusable JWK", extra={"kid": kid})
@@ -86,6 +93,13 @@ def parse_jwks(document: Any, previous: Mapping[str, VerificationKey]) -> dict[s
         # PyJWK takes `alg` from the JWK, else infers it from kty/crv (P-256: ES256, OKP: EdDSA, RSA: RS256).
         keys[kid] = VerificationKey(kid=kid, algorithm=parsed.algorithm_name, key=parsed.key, jwk=dict(jwk))
     return keys
+
+
+def _thumbprint(jwk: dict[str, Any]) -> str | None:
+    try:
+        return jwk_thumbprint(jwt.PyJWK(jwk).key)
+    except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError):
+        return None
 
 
 def cache_lifetime(cache_control: str | None, default: float, minimum: float, maximum: float) -> float:
@@ -191,6 +205,16 @@ class JWKSCache:
             await self._refresh_if_due(now)
             key = self._keys.get(kid)
         return key
+
+    async def keys(self) -> list[VerificationKey]:
+        """Every key in hand (fetched first if none is loaded): for a token that names no `kid`, which
+        its issuer may send when it publishes a single key (OpenID Connect Core §10.1)."""
+        now = self._clock()
+        if not self._loaded:
+            await self._refresh_if_due(now)
+        elif now >= self._expires_at:
+            self._refresh_in_background()
+        return list(self._keys.values())
 
     async def ensure_loaded(self) -> bool:
         """Try to load the keys (respecting the retry interval) and say whether any are loaded."""

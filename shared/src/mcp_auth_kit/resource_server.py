@@ -175,6 +175,7 @@ def _default_verifier(
         internal_url=internal_url,
         client_id=introspection.client_id,
         client_secret=introspection.client_secret,
+        private_key=introspection.private_key,
         cache_ttl=introspection.cache_ttl,
     )
 

@@ -18,20 +18,19 @@ well be valid, so a 401 would wrongly send the client back through authorization
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import logging
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote_plus
 
 import httpx
 from mcp.server.auth.provider import AccessToken
 from prometheus_client import Counter
 
 from mcp_auth_kit.availability import VerificationUnavailable
+from mcp_auth_kit.client_credentials import ClientCredentials, PrivateKeyJWT
 from mcp_auth_kit.expiring_lru import ExpiringLRU
 from mcp_auth_kit.jwks import JWKSCache
 from mcp_auth_kit.rfc8414_discovery import DiscoveryError, discover_endpoint
@@ -54,11 +53,13 @@ class IntrospectionUnavailable(VerificationUnavailable):
 
 @dataclass(frozen=True)
 class Introspection:
-    """`protect(..., introspection=Introspection(client_id, client_secret))`: this server's own client."""
+    """`protect(..., introspection=Introspection(client_id, client_secret))`: this server's own client;
+    `Introspection(client_id, private_key=PrivateKeyJWT...)` for one that authenticates with its key."""
 
     client_id: str
-    client_secret: str = field(repr=False)
+    client_secret: str | None = field(default=None, repr=False)
     cache_ttl: float = DEFAULT_CACHE_TTL
+    private_key: PrivateKeyJWT | None = field(default=None, repr=False)
 
 
 class IntrospectingVerifier(JWTVerifier):
@@ -70,7 +71,8 @@ class IntrospectingVerifier(JWTVerifier):
         issuer: str,
         resource_url: str,
         client_id: str,
-        client_secret: str,
+        client_secret: str | None = None,
+        private_key: PrivateKeyJWT | None = None,
         cache_ttl: float = DEFAULT_CACHE_TTL,
         introspection_endpoint: str | None = None,
         http_client: httpx.AsyncClient | None = None,
@@ -101,9 +103,8 @@ class IntrospectingVerifier(JWTVerifier):
         self._internal_url = internal_url
         self._owns_client = http_client is None
         self._client = http_client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
-        # RFC 6749 §2.3.1 (which RFC 7662 §2.1 relies on): form-urlencode both parts before joining them.
-        credentials = f"{quote_plus(client_id)}:{quote_plus(client_secret)}".encode()
-        self._authorization = "Basic " + base64.b64encode(credentials).decode("ascii")
+        # RFC 7662 §2.1: the caller authenticates, with a secret or its private key (client_credentials.py).
+        self._credentials = ClientCredentials(client_id, client_secret, private_key)
         # Keyed by a digest, so the cache holds no second copy of anyone's bearer token.
         self._answers: ExpiringLRU[bytes, bool] = ExpiringLRU(cache_size)
         self._in_flight: dict[bytes, asyncio.Future[bool]] = {}
@@ -149,11 +150,14 @@ class IntrospectingVerifier(JWTVerifier):
 
     async def _introspect(self, token: str) -> bool:
         """RFC 7662 §2.1 request, §2.2 response; anything but a JSON object with a boolean `active` fails."""
+        form, headers = self._credentials.authenticate(
+            {"token": token, "token_type_hint": "access_token"}, self.issuer
+        )
         try:
             response = await self._client.post(
                 await self._introspection_endpoint(),
-                data={"token": token, "token_type_hint": "access_token"},
-                headers={"Authorization": self._authorization, "Accept": "application/json"},
+                data=form,
+                headers={**headers, "Accept": "application/json"},
             )
             body: Any = response.json() if response.status_code == 200 else None
         except (httpx.HTTPError, ValueError) as exc:

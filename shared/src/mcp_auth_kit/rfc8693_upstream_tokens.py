@@ -8,17 +8,16 @@ never logged and never appear in exception messages.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import time
 from collections.abc import Callable
-from urllib.parse import quote_plus
 
 import httpx
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 
+from mcp_auth_kit.client_credentials import ClientCredentials, PrivateKeyJWT
 from mcp_auth_kit.expiring_lru import ExpiringLRU
 from mcp_auth_kit.rfc8414_discovery import DiscoveryError, discover_endpoint
 
@@ -45,7 +44,8 @@ class UpstreamTokenClient:
         *,
         issuer: str,
         client_id: str,
-        client_secret: str,
+        client_secret: str | None = None,
+        private_key: PrivateKeyJWT | None = None,
         http_client: httpx.AsyncClient | None = None,
         token_endpoint: str | None = None,
         internal_url: str | None = None,
@@ -59,9 +59,8 @@ class UpstreamTokenClient:
         self._client = http_client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
         self._token_endpoint = token_endpoint
         self._internal_url = internal_url  # where to reach the issuer, if not at its public URL
-        # RFC 6749 §2.3.1: form-urlencode client_id and secret before joining them for HTTP Basic.
-        credentials = f"{quote_plus(client_id)}:{quote_plus(client_secret)}".encode()
-        self._authorization = "Basic " + base64.b64encode(credentials).decode("ascii")
+        # A secret (HTTP Basic) or a private key (private_key_jwt): see client_credentials.py.
+        self._credentials = ClientCredentials(client_id, client_secret, private_key)
         self._expiry_margin = expiry_margin
         self._now = now
         self._cache: ExpiringLRU[tuple[bytes, str], str] = ExpiringLRU(cache_size)
@@ -103,11 +102,10 @@ class UpstreamTokenClient:
             "requested_token_type": ACCESS_TOKEN_TYPE,
             "audience": audience,
         }
+        form, headers = self._credentials.authenticate(form, self.issuer)
         try:
             response = await self._client.post(
-                await self._endpoint(),
-                data=form,
-                headers={"Authorization": self._authorization, "Accept": "application/json"},
+                await self._endpoint(), data=form, headers={**headers, "Accept": "application/json"}
             )
             payload = response.json()
         except (httpx.HTTPError, ValueError) as exc:

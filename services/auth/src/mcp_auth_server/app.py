@@ -55,6 +55,7 @@ from mcp_auth_server.endpoints import (
 )
 from mcp_auth_server.endpoints.responses import oauth_error_response
 from mcp_auth_server.oauth.client_id_metadata_document import MetadataDocumentFetcher
+from mcp_auth_server.oauth.client_jwks import ClientKeys
 from mcp_auth_server.oauth.errors import NO_STORE, OAuthError, invalid_request
 from mcp_auth_server.runtime import Runtime
 from mcp_auth_server.settings import AuthSettings
@@ -112,6 +113,7 @@ def create_app(settings: AuthSettings) -> FastAPI:
             await runtime.http.aclose()
             await runtime.clients.aclose()
             await runtime.rate_limits.aclose()
+            await runtime.client_keys.aclose()
             if runtime.redis is not None:
                 await runtime.redis.aclose()
             await runtime.engine.dispose()
@@ -212,6 +214,10 @@ async def build_runtime(settings: AuthSettings) -> Runtime:
         replay=replay,
         redis=redis,
         dpop=_dpop_verifier(settings, replay),
+        # Loopback jwks_uri hosts only when this server itself runs on loopback, as for metadata documents.
+        client_keys=ClientKeys(
+            allow_loopback=settings.is_local, ca_bundle=settings.auth_client_metadata_ca_bundle
+        ),
         trusted_issuers=trusted_issuers,
     )
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mcp_auth_kit.rfc9449_dpop_proofs import DPoPProofVerifier
 from mcp_auth_server.crypto.secret_box import SecretBox
+from mcp_auth_server.oauth.client_jwks import ClientKeys
 from mcp_auth_server.settings import AuthSettings
 from mcp_auth_server.store.client_resolution import ClientResolver
 from mcp_auth_server.store.replay_cache import ReplayCache
@@ -40,6 +41,7 @@ class Runtime:
     replay: ReplayCache  # single-use identifiers, shared by every replica
     redis: Redis | None  # AUTH_REDIS_URL, when set
     dpop: DPoPProofVerifier  # RFC 9449 proofs at /token (jtis kept in `replay`; AUTH_DPOP_NONCES)
+    client_keys: ClientKeys  # private_key_jwt clients' registered public keys (RFC 7523 §2.2)
     trusted_issuers: TrustedIssuerRegistry  # whose JWTs /token accepts as grants (RFC 7523), with their keys
 
     def url(self, path: str) -> str:

@@ -336,7 +336,8 @@ class AuthSettings(BaseSettings):
     auth_client_metadata_documents: bool = True
     """Accept client ID metadata documents (https client ids)."""
     auth_client_metadata_ca_bundle: str | None = None
-    """PEM file of extra CAs trusted for metadata document hosts. Unset: the system's CAs."""
+    """PEM file of extra CAs trusted for client metadata document hosts and client `jwks_uri` hosts. Unset:
+    the system's CAs."""
     auth_client_idle_days: int = Field(default=0, ge=0)
     """Forget dynamically registered and document clients unused this many days (0: never)."""
     auth_rate_limits: bool | None = None

@@ -12,8 +12,10 @@ import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from mcp_auth_kit import DPoPKey, PrivateKeyJWT
 from mcp_testing.github_standin import GitHubStandIn
 from mcp_testing.processes import ServiceProcess, free_port, venv_script
 from mcp_testing.round_robin_proxy import RoundRobinProxy
@@ -92,9 +94,11 @@ def start_stack(
     auth_extra: dict[str, str] | None = None,
     resource_options: Sequence[Mapping[str, Any]] = (),
     mcp_extra: Sequence[Mapping[str, str]] = (),
+    mcp_keys: Path | None = None,
 ) -> Stack:
     """`resource_options[i]` is added to the i-th server's AUTH_RESOURCES entry, `mcp_extra[i]` to its
-    environment (e.g. a DPoP policy at both ends)."""
+    environment (e.g. a DPoP policy at both ends). With `mcp_keys` (a directory), each MCP server's own
+    client authenticates with a private key kept there (private_key_jwt), not with a secret."""
     stack = Stack()
     try:
         auth_front = stack.front(auth_replicas)
@@ -127,6 +131,9 @@ def start_stack(
         }
         stack.auth = stack.start_replicas(auth_front, "mcp-auth", stack.auth_env, "AUTH_PORT")
         for index, (front, resource) in enumerate(zip(mcp_fronts, resources, strict=True)):
+            proof = (
+                [] if mcp_keys is None else ["--jwks", json.dumps(_new_key(mcp_keys, index).public_jwks())]
+            )
             credentials = json.loads(
                 mcp_auth(
                     stack.auth_env,
@@ -136,14 +143,20 @@ def start_stack(
                     f"MCP {front.url}",
                     "--resource-server",
                     resource,
+                    *proof,
                     "--json",
                 )
+            )
+            client_proof = (
+                {"MCP_CLIENT_SECRET": credentials["client_secret"]}
+                if mcp_keys is None
+                else {"MCP_CLIENT_PRIVATE_KEY_FILE": str(mcp_keys / f"mcp-{index}.pem")}
             )
             mcp_env = {
                 "MCP_RESOURCE_URL": resource,
                 "MCP_AUTH_ISSUER": issuer,
                 "MCP_CLIENT_ID": credentials["client_id"],
-                "MCP_CLIENT_SECRET": credentials["client_secret"],
+                **client_proof,
                 "MCP_GITHUB_API_URL": github.api_url,
                 **_nth(mcp_extra, index),
             }
@@ -152,6 +165,14 @@ def start_stack(
         stack.stop()
         raise
     return stack
+
+
+def _new_key(directory: Path, index: int) -> PrivateKeyJWT:
+    """A new key for the index-th MCP server's client, its PEM saved where that server reads it."""
+    key = DPoPKey.generate("ES256")
+    path = directory / f"mcp-{index}.pem"
+    path.write_bytes(key.private_key_pem())
+    return PrivateKeyJWT.from_pem_file(path)
 
 
 def _nth(options: Sequence[Mapping[str, Any]], index: int) -> Mapping[str, Any]:
@@ -167,6 +188,7 @@ def running_stack(
     mcp_replicas: int = 1,
     resource_options: Sequence[Mapping[str, Any]] = (),
     mcp_extra: Sequence[Mapping[str, str]] = (),
+    mcp_keys: Path | None = None,
     **auth_extra: str,
 ) -> Iterator[Stack]:
     stack = start_stack(
@@ -178,6 +200,7 @@ def running_stack(
         auth_extra=auth_extra,
         resource_options=resource_options,
         mcp_extra=mcp_extra,
+        mcp_keys=mcp_keys,
     )
     try:
         yield stack

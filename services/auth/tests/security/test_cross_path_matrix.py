@@ -7,7 +7,8 @@ another user's grant — then the event happens, then every path is tried with w
 
     /authorize with the live session · consent approval · redemption of the code issued before ·
     refresh of G · token exchange of G's access token · introspection of it · an MCP server in
-    introspection mode · the connected-applications page · an enterprise IdP's fresh ID-JAG for the
+    introspection mode (its client authenticating with a secret, and one with a private key:
+    private_key_jwt) · the connected-applications page · an enterprise IdP's fresh ID-JAG for the
     user, presented by a confidential client E registered for the JWT-bearer grant · introspection of a
     token E got on an ID-JAG before the event
 
@@ -39,7 +40,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from mcp_auth_kit import IntrospectingVerifier, JWKSCache
+from mcp_auth_kit import ClientCredentials, DPoPKey, IntrospectingVerifier, JWKSCache, PrivateKeyJWT
 from mcp_auth_server.cli import main as mcp_auth
 from mcp_auth_server.clock import now
 from mcp_auth_server.db.models import Consent, Grant, UpstreamIdentity, User
@@ -64,7 +65,7 @@ from ..flow import (
     refresh,
     register,
 )
-from ..operator_clients import TOKEN_EXCHANGE, resource_server_client
+from ..operator_clients import TOKEN_EXCHANGE, key_client, resource_server_client
 
 SCOPES = "mcp:tools github:repos offline_access"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
@@ -102,6 +103,7 @@ class World:
     sibling: tuple[dict[str, Any], dict[str, Any]]  # the user's grant to another client: (client, tokens)
     others: tuple[dict[str, Any], dict[str, Any]]  # the other user's grant
     resource_server: tuple[str, str]  # A's own confidential client
+    keyed_resource_server: ClientCredentials  # A's client with a key pair instead (private_key_jwt)
     idp: EnterpriseIdpStandIn  # trusted here; its people are linked to ours by email
     enterprise: tuple[str, str]  # E, a confidential client registered for the JWT-bearer grant
     idp_token: str = ""  # E's access token on an ID-JAG, issued before the event (the control sets it)
@@ -116,6 +118,14 @@ class World:
             scope="mcp:tools",
             email=f"{self.user.login}@acme.example",
         )
+
+
+async def keyed_resource_server(client: httpx.AsyncClient) -> ClientCredentials:
+    key = PrivateKeyJWT.from_pem(DPoPKey.generate("ES256").private_key_pem())
+    client_id = await key_client(
+        client, origin="resource_server", jwks=key.public_jwks(), served_resource=RESOURCE_A
+    )
+    return ClientCredentials(client_id, private_key=key)
 
 
 def browser(service: GitHubService) -> Person:
@@ -208,6 +218,7 @@ async def world(
                 sibling=sibling,
                 others=others,
                 resource_server=await resource_server_client(service.client, RESOURCE_A),
+                keyed_resource_server=await keyed_resource_server(service.client),
                 idp=idp,
                 enterprise=await enterprise_client(service.client),
             )
@@ -349,6 +360,12 @@ async def an_mcp_server_in_introspection_mode(w: World) -> Outcome:
     return Outcome.REFUSED
 
 
+async def an_mcp_server_introspecting_with_its_private_key(w: World) -> Outcome:
+    """The same question asked by a resource server that authenticates with private_key_jwt."""
+    assert await _introspecting_server_admits(w, w.tokens["access_token"], w.keyed_resource_server) is False
+    return Outcome.REFUSED
+
+
 async def the_connected_apps_page(w: World) -> Outcome:
     page = await w.user.browser.open(APPS)
     assert isinstance(page, Page)
@@ -388,14 +405,19 @@ async def _new_grant_only(
     return Outcome.NEW_GRANT_ONLY
 
 
-async def _introspecting_server_admits(w: World, token: str) -> bool:
-    """What `protect(..., introspection=...)` decides for `token`, with its own (empty) cache."""
+async def _introspecting_server_admits(
+    w: World, token: str, credentials: ClientCredentials | None = None
+) -> bool:
+    """What `protect(..., introspection=...)` decides for `token`, with its own (empty) cache; as A's
+    secret client unless `credentials` says otherwise."""
+    credentials = credentials or ClientCredentials(*w.resource_server)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=w.service.app), base_url=ISSUER)
     verifier = IntrospectingVerifier(
         issuer=ISSUER,
         resource_url=RESOURCE_A,
-        client_id=w.resource_server[0],
-        client_secret=w.resource_server[1],
+        client_id=credentials.client_id,
+        client_secret=credentials.secret,
+        private_key=credentials.private_key,
         http_client=http,
         jwks=JWKSCache(ISSUER, http_client=http),
     )
@@ -412,6 +434,7 @@ PathCheck = Callable[[World], Awaitable[Outcome]]
 PATHS: list[PathCheck] = [
     introspect_the_access_token,
     an_mcp_server_in_introspection_mode,
+    an_mcp_server_introspecting_with_its_private_key,
     exchange_the_access_token,
     the_connected_apps_page,
     refresh_the_grant,
@@ -424,13 +447,13 @@ PATHS: list[PathCheck] = [
 R, N, A, V = Outcome.REFUSED, Outcome.NEW_GRANT_ONLY, Outcome.APPROVAL_IS_NEW_CONSENT, Outcome.IDP_VOUCHES
 # event: (what it leaves of the user's other credentials, expected outcome per path above, in order)
 EXPECTED: dict[Event, tuple[str, list[Outcome]]] = {
-    client_revokes_the_refresh_token: ("siblings", [R, R, R, R, R, N, N, A, V, V]),
-    user_revokes_on_the_connected_apps_page: ("siblings", [R, R, R, R, R, R, R, A, V, V]),
-    refresh_token_reuse_is_detected: ("siblings", [R, R, R, R, R, N, N, A, V, V]),
-    user_removed_from_the_allowed_org: ("nothing", [R, R, R, R, R, R, R, R, R, R]),
-    operator_disables_the_user: ("nothing", [R, R, R, R, R, R, R, R, R, R]),
-    operator_removes_the_client: ("siblings", [R, R, R, R, R, R, R, A, V, V]),
-    consent_lapses: ("siblings", [R, R, R, R, R, R, R, A, V, V]),
+    client_revokes_the_refresh_token: ("siblings", [R, R, R, R, R, R, N, N, A, V, V]),
+    user_revokes_on_the_connected_apps_page: ("siblings", [R, R, R, R, R, R, R, R, A, V, V]),
+    refresh_token_reuse_is_detected: ("siblings", [R, R, R, R, R, R, N, N, A, V, V]),
+    user_removed_from_the_allowed_org: ("nothing", [R, R, R, R, R, R, R, R, R, R, R]),
+    operator_disables_the_user: ("nothing", [R, R, R, R, R, R, R, R, R, R, R]),
+    operator_removes_the_client: ("siblings", [R, R, R, R, R, R, R, R, A, V, V]),
+    consent_lapses: ("siblings", [R, R, R, R, R, R, R, R, A, V, V]),
 }
 
 
@@ -450,10 +473,12 @@ async def test_every_path_honours_the_event(
         w.idp_token = first.json()["access_token"]
         before = [
             await _introspecting_server_admits(w, w.tokens["access_token"]),
+            await _introspecting_server_admits(w, w.tokens["access_token"]),
+            await _introspecting_server_admits(w, w.tokens["access_token"], w.keyed_resource_server),
             await present_an_id_jag_for_the_user(w) is Outcome.IDP_VOUCHES,
             await introspect_a_token_issued_on_an_id_jag(w) is Outcome.IDP_VOUCHES,
         ]
-        assert before == [True, True, True]  # the control: G, an ID-JAG and its token are good before
+        assert before == [True, True, True, True]  # the control: G, an ID-JAG and its token are good before
         await event(w)
         got = {}
         for path in PATHS:

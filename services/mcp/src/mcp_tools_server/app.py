@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from mcp_auth_kit import Introspection, UpstreamTokenClient, protect, setup_json_logging
+from mcp_auth_kit import ClientCredentials, Introspection, UpstreamTokenClient, protect, setup_json_logging
 from mcp_auth_kit.tracing import setup_tracing
 from mcp_tools_server.github_api import GitHubClient
 from mcp_tools_server.server import BASE_SCOPE, NAME, TOOL_SCOPES, build_mcp_server
@@ -23,7 +23,9 @@ OUTBOUND_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 def create_app(settings: Settings) -> FastAPI:
     http = httpx.AsyncClient(timeout=OUTBOUND_TIMEOUT, follow_redirects=False)
-    server = build_mcp_server(GitHubClient(settings.github_api_url, http), _upstream_tokens(settings, http))
+    credentials = settings.client_credentials()
+    upstream_tokens = _upstream_tokens(settings, credentials, http)
+    server = build_mcp_server(GitHubClient(settings.github_api_url, http), upstream_tokens)
     app = protect(
         server,
         resource_url=settings.resource_url,
@@ -32,7 +34,7 @@ def create_app(settings: Settings) -> FastAPI:
         tool_scopes=TOOL_SCOPES,
         resource_name=NAME,
         auth=settings.auth_enabled,
-        introspection=_introspection(settings),
+        introspection=_introspection(settings, credentials),
         internal_url=settings.auth_internal_url,
         metrics_port=settings.metrics_port,
         metrics_host=settings.host,
@@ -64,23 +66,26 @@ def app_from_environment() -> FastAPI:
     return create_app(load_settings())
 
 
-def _introspection(settings: Settings) -> Introspection | None:
+def _introspection(settings: Settings, credentials: ClientCredentials | None) -> Introspection | None:
     """MCP_INTROSPECTION=on: revocation bites within seconds, at one introspection per token and 15 s."""
-    if settings.introspection == "off" or settings.client_id is None or settings.client_secret is None:
+    if settings.introspection == "off" or credentials is None:
         return None
-    return Introspection(settings.client_id, settings.client_secret.get_secret_value())
+    return Introspection(credentials.client_id, credentials.secret, private_key=credentials.private_key)
 
 
-def _upstream_tokens(settings: Settings, http: httpx.AsyncClient) -> UpstreamTokenClient | None:
+def _upstream_tokens(
+    settings: Settings, credentials: ClientCredentials | None, http: httpx.AsyncClient
+) -> UpstreamTokenClient | None:
     if not settings.auth_enabled:
         return None
-    if settings.auth_issuer is None or settings.client_id is None or settings.client_secret is None:
-        logger.warning("get_github_repos cannot work: MCP_CLIENT_ID and MCP_CLIENT_SECRET are not set")
+    if settings.auth_issuer is None or credentials is None:
+        logger.warning("get_github_repos cannot work: MCP_CLIENT_ID (and its secret or key) is not set")
         return None
     return UpstreamTokenClient(
         issuer=settings.auth_issuer,
-        client_id=settings.client_id,
-        client_secret=settings.client_secret.get_secret_value(),
+        client_id=credentials.client_id,
+        client_secret=credentials.secret,
+        private_key=credentials.private_key,
         http_client=http,
         internal_url=settings.auth_internal_url,
     )

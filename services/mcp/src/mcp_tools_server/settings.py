@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_core import ErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mcp_auth_kit.client_credentials import ClientCredentials, PrivateKeyJWT
 from mcp_auth_kit.rfc8414_discovery import internal_origin
 
 _LOOPBACK_NAMES = ("localhost",)
@@ -43,9 +44,21 @@ class Settings(BaseSettings):
     Required while MCP_AUTH is on."""
     client_id: str | None = Field(default=None, description="this server's confidential client id")
     """This server's confidential client at the auth service, for token exchange (and introspection);
-    set both it and MCP_CLIENT_SECRET, or neither (then `get_github_repos` says it is not configured)."""
+    set it with MCP_CLIENT_SECRET or MCP_CLIENT_PRIVATE_KEY_FILE, or set none of them (then
+    `get_github_repos` says it is not configured)."""
     client_secret: SecretStr | None = Field(default=None, description="the secret of MCP_CLIENT_ID")
     """The secret of MCP_CLIENT_ID."""
+    # private_key_jwt client authentication (issue 16)
+    client_private_key_file: str | None = Field(
+        default=None, description="a PEM file holding this client's EC, RSA or Ed25519 private key"
+    )
+    """Instead of MCP_CLIENT_SECRET: a PEM file with this client's private key (EC P-256, RSA or
+    Ed25519). The server then authenticates with signed assertions (`private_key_jwt`, RFC 7523 §2.2) and
+    the auth service holds only the public key (`mcp-auth clients add --resource-server URL --jwks ...`)."""
+    client_key_id: str | None = Field(
+        default=None, description="the kid of the key registered for this client"
+    )
+    """The `kid` the private key is registered under. Unset: the key's RFC 7638 thumbprint."""
     github_api_url: str = Field(
         default="https://api.github.com", description="the GitHub API base URL, e.g. https://api.github.com"
     )
@@ -164,7 +177,9 @@ class Settings(BaseSettings):
             )
         if self.introspection == "on" and (self.auth == "off" or self.client_id is None):
             raise PydanticCustomError(
-                "settings", "MCP_INTROSPECTION=on needs MCP_AUTH=on and MCP_CLIENT_ID/MCP_CLIENT_SECRET"
+                "settings",
+                "MCP_INTROSPECTION=on needs MCP_AUTH=on and MCP_CLIENT_ID (with MCP_CLIENT_SECRET or"
+                " MCP_CLIENT_PRIVATE_KEY_FILE)",
             )
         if self.metrics_port is not None and self.metrics_port == self.listen_port:
             raise PydanticCustomError(
@@ -174,11 +189,33 @@ class Settings(BaseSettings):
             )
         if self.dpop_nonce_secret is not None and len(self.dpop_nonce_secret.get_secret_value()) < 32:
             raise PydanticCustomError("settings", "MCP_DPOP_NONCE_SECRET: must be at least 32 characters")
-        if (self.client_id is None) != (self.client_secret is None):
+        proofs = (self.client_secret is not None) + (self.client_private_key_file is not None)
+        if (self.client_id is not None and proofs != 1) or (self.client_id is None and proofs):
             raise PydanticCustomError(
-                "settings", "MCP_CLIENT_ID and MCP_CLIENT_SECRET: set both (a confidential client) or neither"
+                "settings",
+                "MCP_CLIENT_ID with MCP_CLIENT_SECRET or MCP_CLIENT_PRIVATE_KEY_FILE: set the id and one of"
+                " the two (a confidential client), or none of them",
             )
+        if self.client_private_key_file is not None:
+            self.client_credentials()  # an unreadable or unusable key stops start-up, naming the file
         return self
+
+    def client_credentials(self) -> ClientCredentials | None:
+        """This server's client at the auth service: its id with its secret or its private key."""
+        if self.client_id is None:
+            return None
+        if self.client_private_key_file is None:
+            secret = self.client_secret.get_secret_value() if self.client_secret else None
+            return ClientCredentials(self.client_id, secret)
+        try:
+            key = PrivateKeyJWT.from_pem_file(self.client_private_key_file, key_id=self.client_key_id)
+        except (OSError, ValueError, TypeError) as exc:
+            raise PydanticCustomError(
+                "settings",
+                "MCP_CLIENT_PRIVATE_KEY_FILE: cannot use {path} ({problem}); expected a PEM private key",
+                {"path": self.client_private_key_file, "problem": type(exc).__name__},
+            ) from None
+        return ClientCredentials(self.client_id, private_key=key)
 
     @property
     def auth_enabled(self) -> bool:

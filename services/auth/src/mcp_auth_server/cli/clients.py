@@ -5,6 +5,11 @@ client_credentials grant, limited to the resources and scopes given), and `--res
 (an MCP server's own client: token exchange for upstream tokens and introspection).
 `--jwt-bearer` also registers a confidential or machine client for the JWT-bearer grant (RFC 7523):
 ID-JAGs from a trusted enterprise IdP, workload tokens from a trusted workload issuer.
+
+A confidential client may authenticate with its own key instead of a secret (`private_key_jwt`, RFC
+7523 §2.2): `--jwks-uri URL` where it publishes its public keys, or `--jwks` with the JWK Set itself
+(JSON, or `@file`); or with its platform's token (`--workload ISSUER SUBJECT`: a Kubernetes service
+account, a GitHub Actions job, from an issuer `mcp-auth issuers add` trusts). It then has no secret at all.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import argparse
 import json
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -23,7 +29,8 @@ from mcp_auth_server.crypto.opaque_tokens import hash_secret
 from mcp_auth_server.db.models import Client
 from mcp_auth_server.oauth.rfc8252_redirect_uris import InvalidRedirectUri, check_registrable
 from mcp_auth_server.oauth.rfc8707_resource_indicators import InvalidResource, canonical_resource
-from mcp_auth_server.store.clients import create_client
+from mcp_auth_server.settings import AuthSettings
+from mcp_auth_server.store.clients import PRIVATE_KEY_JWT, create_client, find_workload_client
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -56,6 +63,19 @@ def register(commands: Any) -> None:
         "--secret-env",
         metavar="VAR",
         help="take the secret from environment variable VAR (at least 32 characters)",
+    )
+    keys = add.add_mutually_exclusive_group()
+    keys.add_argument(
+        "--jwks-uri", metavar="URL", help="private_key_jwt: where the client publishes its public keys"
+    )
+    keys.add_argument(
+        "--jwks", metavar="JSON|@FILE", help="private_key_jwt: the client's public keys (a JWK Set)"
+    )
+    keys.add_argument(
+        "--workload",
+        nargs=2,
+        metavar=("ISSUER", "SUBJECT"),
+        help="private_key_jwt: the workload whose token (from a trusted workload issuer) is its assertion",
     )
     add.add_argument(
         "--update",
@@ -96,6 +116,53 @@ def _canonical(value: str) -> str:
         return canonical_resource(value)
     except InvalidResource as exc:
         raise CommandError(f"{value}: {exc}") from None
+
+
+def _registered_keys(args: argparse.Namespace, settings: AuthSettings) -> dict[str, Any]:
+    """The private_key_jwt fields from --jwks / --jwks-uri (checked as /register checks them), or {}."""
+    if args.jwks_uri is None and args.jwks is None and args.workload is None:
+        return {}
+    # Here, not at the top: `clients --help` and `clients list` must not load httpx and the kit.
+    from mcp_auth_server.oauth.client_jwks import InvalidJwksUri, check_jwks_uri, check_public_jwks
+
+    if args.public:
+        raise CommandError("--jwks and --jwks-uri are for confidential clients; a --public client has none")
+    if args.secret_env:
+        raise CommandError("a client authenticates with a secret or with keys: not --secret-env and --jwks")
+    fields: dict[str, Any] = {
+        "token_endpoint_auth_method": PRIVATE_KEY_JWT,
+        "jwks": None,
+        "jwks_uri": None,
+        "workload_issuer": None,
+        "workload_subject": None,
+    }
+    if args.workload is not None:
+        issuer, subject = args.workload
+        if not issuer.startswith(("https://", "http://")) or not subject or len(subject) > 512:
+            raise CommandError(
+                "--workload takes the issuer's URL and the workload's subject (its token's sub)"
+            )
+        fields.update(workload_issuer=issuer, workload_subject=subject)
+        return fields
+    if args.jwks_uri is not None:
+        try:
+            fields["jwks_uri"] = check_jwks_uri(args.jwks_uri, allow_loopback=settings.is_local)
+        except InvalidJwksUri as exc:
+            raise CommandError(f"--jwks-uri: {exc}") from None
+        return fields
+    text = args.jwks
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text()
+        except OSError as exc:
+            raise CommandError(f"--jwks: cannot read {text[1:]}: {exc.strerror}") from None
+    try:
+        fields["jwks"] = check_public_jwks(json.loads(text))
+    except json.JSONDecodeError:
+        raise CommandError("--jwks: not JSON (give the JWK Set, or @file)") from None
+    except ValueError as exc:
+        raise CommandError(f"--jwks: {exc}") from None
+    return fields
 
 
 async def add_client(args: argparse.Namespace) -> None:
@@ -149,14 +216,25 @@ async def add_client(args: argparse.Namespace) -> None:
     chosen_secret = _secret_from_environment(args.secret_env, public=args.public)
     if args.client_id is not None:
         _check_client_id(args.client_id)
-    async with command_session() as (_settings, session):
+    async with command_session() as (settings, session):
+        fields.update(_registered_keys(args, settings))
         existing = await session.get(Client, args.client_id) if args.client_id else None
+        if fields.get("workload_issuer"):
+            holder = await find_workload_client(
+                session, fields["workload_issuer"], fields["workload_subject"]
+            )
+            if holder is not None and holder is not existing:
+                raise CommandError(f"client {holder.client_id} is already registered for that workload")
         if existing is not None and not args.update:
             raise CommandError(f"client {args.client_id} exists (add --update to change it in place)")
         if existing is not None:
             client, secret = existing, chosen_secret
+            for name in ("jwks", "jwks_uri", "workload_issuer", "workload_subject"):
+                fields.setdefault(name, None)
             for name, value in {**fields, "client_name": args.name}.items():
                 setattr(client, name, value)
+            if client.token_endpoint_auth_method == PRIVATE_KEY_JWT:
+                secret = None
             client.client_secret_hash = hash_secret(secret) if secret else None
         else:
             client, secret = create_client(
@@ -173,6 +251,11 @@ async def add_client(args: argparse.Namespace) -> None:
     if secret:
         print(f"client_secret: {secret}")
         print("The secret is shown only now; it is stored hashed.")
+    if client.token_endpoint_auth_method == PRIVATE_KEY_JWT:
+        print(
+            "It authenticates with private_key_jwt: assertions signed by its registered keys, aud",
+            settings.auth_issuer,
+        )
 
 
 async def list_clients(_args: argparse.Namespace) -> None:

@@ -69,6 +69,14 @@ class Client(Base):
     metadata_expires_at: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger)
     last_used_at: Mapped[int | None] = mapped_column(BigInteger)
+    # private_key_jwt clients (RFC 7523 §2.2): their public keys, inline (RFC 7591 `jwks`) or by URL;
+    # or the workload (a trusted workload issuer and a subject there) whose platform token is its assertion.
+    jwks: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    jwks_uri: Mapped[str | None] = mapped_column(String(2000))
+    workload_issuer: Mapped[str | None] = mapped_column(String(2000))
+    workload_subject: Mapped[str | None] = mapped_column(String(512))
+
+    __table_args__ = (UniqueConstraint("workload_issuer", "workload_subject"),)
 
 
 class Resource(Base):

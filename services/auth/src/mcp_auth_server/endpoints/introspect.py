@@ -16,7 +16,11 @@ from fastapi.responses import JSONResponse
 from mcp_auth_server.endpoints.dependencies import RuntimeDep, transaction
 from mcp_auth_server.endpoints.forms import read_form
 from mcp_auth_server.endpoints.responses import no_store_json
-from mcp_auth_server.grants.client_authentication import authenticate_client, look_up_client
+from mcp_auth_server.grants.client_authentication import (
+    authenticate_client,
+    look_up_client,
+    prove_client_assertion,
+)
 from mcp_auth_server.oauth.errors import invalid_request, unauthorized_client
 from mcp_auth_server.oauth.rfc6749_client_authentication import presented_client
 from mcp_auth_server.oauth.rfc9068_access_tokens import InvalidAccessToken, audiences, verify_access_token
@@ -52,9 +56,10 @@ REPORTED_CLAIMS = (
 async def introspect(request: Request, runtime: RuntimeDep) -> JSONResponse:
     form = await read_form(request)
     presented = presented_client(request.headers.get("authorization"), form.params)
-    lookup = await look_up_client(runtime, presented)
+    assertion = await prove_client_assertion(runtime, presented)  # before the transaction (see there)
+    lookup = await look_up_client(runtime, presented, assertion)
     async with transaction(runtime) as session:
-        client = await authenticate_client(runtime, session, presented, lookup)
+        client = await authenticate_client(runtime, session, presented, lookup, assertion)
         if client.served_resource is None:
             raise unauthorized_client("only resource-server clients may introspect tokens", 403)
         token = form.params.get("token", "")

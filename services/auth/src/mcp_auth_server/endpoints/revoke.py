@@ -15,7 +15,11 @@ from mcp_auth_server.crypto.opaque_tokens import hash_secret
 from mcp_auth_server.db.models import Grant, RefreshToken
 from mcp_auth_server.endpoints.dependencies import RuntimeDep, transaction
 from mcp_auth_server.endpoints.forms import read_form
-from mcp_auth_server.grants.client_authentication import authenticate_client, look_up_client
+from mcp_auth_server.grants.client_authentication import (
+    authenticate_client,
+    look_up_client,
+    prove_client_assertion,
+)
 from mcp_auth_server.oauth.errors import NO_STORE, invalid_request
 from mcp_auth_server.oauth.rfc6749_client_authentication import presented_client
 from mcp_auth_server.oauth.rfc9068_access_tokens import InvalidAccessToken, verify_access_token
@@ -31,9 +35,10 @@ async def revoke(request: Request, runtime: RuntimeDep) -> Response:
     form = await read_form(request)
     presented = presented_client(request.headers.get("authorization"), form.params)
     token = form.params.get("token", "")
-    lookup = await look_up_client(runtime, presented)
+    assertion = await prove_client_assertion(runtime, presented)  # before the transaction (see there)
+    lookup = await look_up_client(runtime, presented, assertion)
     async with transaction(runtime) as session:
-        client = await authenticate_client(runtime, session, presented, lookup)
+        client = await authenticate_client(runtime, session, presented, lookup, assertion)
         if not token:
             raise invalid_request("token is required")
         refresh = await session.get(RefreshToken, hash_secret(token))

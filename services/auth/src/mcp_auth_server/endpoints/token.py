@@ -16,7 +16,11 @@ from mcp_auth_kit.rfc9449_dpop_proofs import DPoPError, DPoPProof, single_proof
 from mcp_auth_server.endpoints.dependencies import runtime_of, transaction
 from mcp_auth_server.endpoints.forms import read_form
 from mcp_auth_server.endpoints.responses import no_store_json
-from mcp_auth_server.grants.client_authentication import authenticate_client, look_up_client
+from mcp_auth_server.grants.client_authentication import (
+    authenticate_client,
+    look_up_client,
+    prove_client_assertion,
+)
 from mcp_auth_server.grants.registry import GRANT_TYPES
 from mcp_auth_server.oauth.errors import OAuthError, invalid_request
 from mcp_auth_server.oauth.rfc6749_client_authentication import (
@@ -57,7 +61,9 @@ async def token(request: Request) -> Response:
             raise invalid_request(_first_problem(exc)) from None
         anonymous = grant.without_client is not None and not presents_client(authorization, form.params)
         presented = None if anonymous else presented_client(authorization, form.params)
-        lookup = None if presented is None else await look_up_client(runtime, presented)
+        # A private_key_jwt client's assertion, like the grant's preparation, before the transaction.
+        assertion = None if presented is None else await prove_client_assertion(runtime, presented)
+        lookup = None if presented is None else await look_up_client(runtime, presented, assertion)
         if grant.prepare is not None:
             await grant.prepare(runtime, grant_request)  # before the transaction: it may fetch, and spends
         async with transaction(runtime) as session:
@@ -65,7 +71,7 @@ async def token(request: Request) -> Response:
                 assert grant.without_client is not None
                 result = await grant.without_client(runtime, session, None, grant_request)
             else:
-                client = await authenticate_client(runtime, session, presented, lookup)
+                client = await authenticate_client(runtime, session, presented, lookup, assertion)
                 if client.token_endpoint_auth_method != NONE:  # proved: now its own budget is spent too
                     await limits.check_client(limits.token, client.client_id)
                 await touch(session, client)

@@ -10,9 +10,11 @@ hazard, so (draft §6, and our own rules):
   * no redirects followed, at most 5 KB read, one overall deadline of 3 s (DNS, connect, TLS, headers
     and body), and the other bounds of oauth/outbound_fetches.py: concurrency per host and overall,
     one fetch in flight per URL, a failing host refused for 30 s;
-  * the document's `client_id` must equal the URL; no `client_secret`; the client is public
-    (`none`), so a document listing several methods (ChatGPT lists `none` and `private_key_jwt`)
-    negotiates to `none`.
+  * the document's `client_id` must equal the URL; no `client_secret` (draft §4.1: no shared secrets).
+    The client is public (`none`) — a document listing several methods (ChatGPT lists `none` and
+    `private_key_jwt`) negotiates to `none`, which is what it uses — unless its only method is
+    `private_key_jwt` with its keys in the document (`jwks_uri` or `jwks`, draft §4.1): then it
+    authenticates at /token with assertions signed by those keys (RFC 7523 §2.2).
 Refusals of a document are never cached; successes are cached per HTTP cache headers within bounds.
 """
 
@@ -64,6 +66,9 @@ class ClientMetadataDocument:
     redirect_uris: list[str]
     document: dict[str, Any]
     max_age: int
+    token_endpoint_auth_method: str = "none"  # or private_key_jwt, with one of:
+    jwks: dict[str, Any] | None = None
+    jwks_uri: str | None = None
 
 
 def is_metadata_document_client_id(client_id: str) -> bool:
@@ -206,7 +211,9 @@ class MetadataDocumentFetcher:
             raise HostFailure(f"{host} timed out") from None
         except httpx.HTTPError as exc:
             raise HostFailure(f"{host} failed ({type(exc).__name__})") from None
-        return parse_document(client_id, bytes(body), max_age(cache_control))
+        return parse_document(
+            client_id, bytes(body), max_age(cache_control), allow_loopback=self._allow_loopback
+        )
 
 
 def max_age(cache_control: str) -> int:
@@ -220,7 +227,9 @@ def max_age(cache_control: str) -> int:
     return max(MIN_CACHE, min(MAX_CACHE, seconds))
 
 
-def parse_document(client_id: str, body: bytes, cache_seconds: int) -> ClientMetadataDocument:
+def parse_document(
+    client_id: str, body: bytes, cache_seconds: int, *, allow_loopback: bool = False
+) -> ClientMetadataDocument:
     try:
         document = parse_json_text(body)
     except InvalidJson as exc:
@@ -231,12 +240,7 @@ def parse_document(client_id: str, body: bytes, cache_seconds: int) -> ClientMet
         raise InvalidMetadataDocument("the document's client_id differs from its URL")
     if "client_secret" in document or "client_secret_expires_at" in document:
         raise InvalidMetadataDocument("a client metadata document must not contain a client secret")
-    method = document.get("token_endpoint_auth_method", "none")
-    offered = document.get("token_endpoint_auth_methods_supported")
-    if isinstance(offered, list) and "none" in offered:
-        method = "none"
-    if method != "none":
-        raise InvalidMetadataDocument("only public clients (token_endpoint_auth_method none) are supported")
+    keys = _client_keys(document, allow_loopback=allow_loopback)
     uris = document.get("redirect_uris")
     if not isinstance(uris, list) or not uris or len(uris) > 20:
         raise InvalidMetadataDocument("redirect_uris must be a non-empty list")
@@ -248,4 +252,31 @@ def parse_document(client_id: str, body: bytes, cache_seconds: int) -> ClientMet
     name = document.get("client_name")
     if name is not None and (not isinstance(name, str) or len(name) > 200 or not name.isprintable()):
         raise InvalidMetadataDocument("client_name must be short printable text")
-    return ClientMetadataDocument(client_id, name, list(uris), document, cache_seconds)
+    return ClientMetadataDocument(client_id, name, list(uris), document, cache_seconds, **keys)
+
+
+def _client_keys(document: dict[str, Any], *, allow_loopback: bool) -> dict[str, Any]:
+    """How the client authenticates: `none`, or private_key_jwt with the keys the document names."""
+    # Imported here: client_jwks fetches through this module's resolve_once.
+    from mcp_auth_server.oauth.client_jwks import InvalidJwksUri, check_jwks_uri, check_public_jwks
+
+    method = document.get("token_endpoint_auth_method", "none")
+    offered = document.get("token_endpoint_auth_methods_supported")
+    if method == "none" or (isinstance(offered, list) and "none" in offered):
+        return {}
+    if method != "private_key_jwt":
+        raise InvalidMetadataDocument("token_endpoint_auth_method must be none or private_key_jwt")
+    jwks, jwks_uri = document.get("jwks"), document.get("jwks_uri")
+    if (jwks is None) == (jwks_uri is None):
+        raise InvalidMetadataDocument("a private_key_jwt client's document names jwks_uri or jwks (one)")
+    try:
+        if jwks_uri is not None:
+            if not isinstance(jwks_uri, str) or len(jwks_uri) > 2000:
+                raise InvalidJwksUri("jwks_uri must be a URL")
+            return {
+                "token_endpoint_auth_method": "private_key_jwt",
+                "jwks_uri": check_jwks_uri(jwks_uri, allow_loopback=allow_loopback),
+            }
+        return {"token_endpoint_auth_method": "private_key_jwt", "jwks": check_public_jwks(jwks)}
+    except ValueError as exc:  # InvalidJwksUri too
+        raise InvalidMetadataDocument(str(exc)) from None

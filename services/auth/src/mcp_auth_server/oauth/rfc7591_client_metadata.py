@@ -6,6 +6,10 @@ support are dropped rather than refused (§2 lets the server replace requested v
 supports, and the response says what was registered): clients such as older VS Code builds send
 their whole list. A client that asks for `offline_access` in its `scope` gets `refresh_token`
 registered with it, since that scope is useless without the grant.
+
+A `private_key_jwt` client (RFC 7523 §2.2) registers its public keys: `jwks` (a JWK Set) or `jwks_uri`
+(where it publishes one), never both (RFC 7591 §2), and gets no secret. Private or symmetric key
+material in `jwks` is refused (oauth/client_jwks.py).
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mcp_auth_server.oauth.client_jwks import InvalidJwksUri, check_jwks_uri, check_public_jwks
 from mcp_auth_server.oauth.errors import OAuthError
 from mcp_auth_server.oauth.rfc8252_redirect_uris import InvalidRedirectUri, check_registrable
 from mcp_auth_server.settings import is_loopback_host
 
-AuthMethod = Literal["none", "client_secret_basic", "client_secret_post"]
+AuthMethod = Literal["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
 GRANT_TYPES = ("authorization_code", "refresh_token")  # what dynamically registered clients may use
 
 
@@ -40,6 +45,8 @@ class ClientMetadata(BaseModel):
     software_id: str | None = Field(default=None, max_length=200)
     software_version: str | None = Field(default=None, max_length=200)
     application_type: Literal["web", "native"] = "web"
+    jwks: dict[str, Any] | None = None
+    jwks_uri: str | None = Field(default=None, max_length=2000)
 
     @field_validator("grant_types")
     @classmethod
@@ -62,6 +69,22 @@ class ClientMetadata(BaseModel):
             self.grant_types = [*self.grant_types, "refresh_token"]
         return self
 
+    @field_validator("jwks")
+    @classmethod
+    def _public_keys_only(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else check_public_jwks(value)
+
+    @model_validator(mode="after")
+    def _keys_for_private_key_jwt(self) -> ClientMetadata:
+        has_keys = (self.jwks is not None) + (self.jwks_uri is not None)
+        if has_keys == 2:
+            raise ValueError("jwks and jwks_uri must not both be present (RFC 7591 §2)")
+        if self.token_endpoint_auth_method == "private_key_jwt" and not has_keys:
+            raise ValueError("a private_key_jwt client must register jwks or jwks_uri")
+        if self.token_endpoint_auth_method != "private_key_jwt" and has_keys:
+            raise ValueError("jwks and jwks_uri are for private_key_jwt clients only")
+        return self
+
     @field_validator("client_uri", "logo_uri", "tos_uri", "policy_uri")
     @classmethod
     def _web_uri(cls, value: str | None) -> str | None:
@@ -80,7 +103,8 @@ class ClientMetadata(BaseModel):
         return value
 
 
-def parse_client_metadata(body: Any) -> ClientMetadata:
+def parse_client_metadata(body: Any, *, allow_loopback_jwks_uri: bool = False) -> ClientMetadata:
+    """`allow_loopback_jwks_uri`: this server is on loopback, so an http loopback `jwks_uri` is fine."""
     if not isinstance(body, dict):
         raise OAuthError("invalid_client_metadata", "the request body must be a JSON object")
     uris = body.get("redirect_uris")
@@ -92,9 +116,15 @@ def parse_client_metadata(body: Any) -> ClientMetadata:
         except InvalidRedirectUri as exc:
             raise OAuthError("invalid_redirect_uri", str(exc)) from None
     try:
-        return ClientMetadata.model_validate(body)
+        metadata = ClientMetadata.model_validate(body)
     except ValidationError as exc:
         error = exc.errors()[0]
         field = ".".join(str(part) for part in error["loc"]) or "metadata"
         message = str(error["msg"]).removeprefix("Value error, ")
         raise OAuthError("invalid_client_metadata", f"{field}: {message}") from None
+    if metadata.jwks_uri is not None:
+        try:
+            check_jwks_uri(metadata.jwks_uri, allow_loopback=allow_loopback_jwks_uri)
+        except InvalidJwksUri as exc:
+            raise OAuthError("invalid_client_metadata", f"jwks_uri: {exc}") from None
+    return metadata

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from mcp_auth_server.oauth.rfc7523_client_assertions import ALGORITHMS as ASSERTION_ALGORITHMS
+
 GRANT_TYPES = [
     "authorization_code",
     "refresh_token",
@@ -19,7 +21,9 @@ GRANT_TYPES = [
 # draft-ietf-oauth-identity-assertion-authz-grant §"Resource Authorization Server Metadata": we process
 # ID-JAGs (it says nothing about which issuers are trusted, and must not).
 AUTHORIZATION_GRANT_PROFILES = ["urn:ietf:params:oauth:grant-profile:id-jag"]
-CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
+CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
+# Resource-server clients (introspection) authenticate; they have a secret or keys.
+INTROSPECTION_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
 
 def authorization_server_metadata(
@@ -44,7 +48,11 @@ def authorization_server_metadata(
         "grant_types_supported": GRANT_TYPES,
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": INTROSPECTION_AUTH_METHODS,
+        # RFC 8414 §2: the algorithms private_key_jwt assertions (RFC 7523 §2.2) may be signed with.
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
+        "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
+        "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "code_challenge_methods_supported": ["S256"],
         # RFC 9207 §3: we send `iss` on every authorization response.
         "authorization_response_iss_parameter_supported": True,

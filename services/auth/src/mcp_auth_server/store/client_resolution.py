@@ -111,6 +111,8 @@ class ClientResolver:
                     )
                     session.add(row)
                 row.client_name = document.client_name
+                row.token_endpoint_auth_method = document.token_endpoint_auth_method
+                row.jwks, row.jwks_uri = document.jwks, document.jwks_uri
                 row.redirect_uris = document.redirect_uris
                 row.metadata_document = document.document
                 row.application_type = str(document.document.get("application_type", "web"))[:20]

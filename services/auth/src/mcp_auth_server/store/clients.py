@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_auth_server.clock import now
@@ -13,6 +13,7 @@ from mcp_auth_server.db.models import Client
 from mcp_auth_server.db.statements import Sql, Statement, columns, json_columns_of
 
 PUBLIC = "none"
+PRIVATE_KEY_JWT = "private_key_jwt"  # authenticates with its registered keys (RFC 7523 §2.2), no secret
 
 
 def new_client_id() -> str:
@@ -38,12 +39,17 @@ def create_client(
     served_resource: str | None = None,
     client_id: str | None = None,
     secret: str | None = None,
+    jwks: dict[str, Any] | None = None,
+    jwks_uri: str | None = None,
+    workload_issuer: str | None = None,
+    workload_subject: str | None = None,
 ) -> tuple[Client, str | None]:
-    """Add a client; returns it with its secret in clear (shown once), None for public clients.
+    """Add a client; returns it with its secret in clear (shown once), None for public clients and
+    clients that authenticate with their keys (`jwks` or `jwks_uri`).
 
     An operator may choose the id and secret (declarative deployments); otherwise both are random.
     """
-    if token_endpoint_auth_method == PUBLIC:
+    if token_endpoint_auth_method in (PUBLIC, PRIVATE_KEY_JWT):
         secret = None
     elif secret is None:
         secret = new_secret(32)
@@ -61,6 +67,10 @@ def create_client(
         allowed_scopes=allowed_scopes or [],
         served_resource=served_resource,
         metadata_document=metadata_document or {},
+        jwks=jwks,
+        jwks_uri=jwks_uri,
+        workload_issuer=workload_issuer,
+        workload_subject=workload_subject,
         created_at=now(),
     )
     session.add(client)
@@ -107,3 +117,9 @@ async def touch(session: AsyncSession, client: Client) -> None:
         .where((Client.last_used_at.is_(None)) | (Client.last_used_at < moment - 60))
         .values(last_used_at=moment)
     )
+
+
+async def find_workload_client(session: AsyncSession, issuer: str, subject: str) -> Client | None:
+    """The client a workload (`subject` at the trusted workload issuer `issuer`) authenticates as."""
+    statement = select(Client).where(Client.workload_issuer == issuer, Client.workload_subject == subject)
+    return (await session.scalars(statement)).first()
