@@ -29,9 +29,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mcp_auth_server.db.urls import async_database_url
 from mcp_auth_server.errors import ConfigurationError
+from mcp_auth_server.oauth.rfc8252_private_use_schemes import is_never_a_redirect
 from mcp_auth_server.oauth.rfc8707_resource_indicators import canonical_resource
 
 DATA_DIR = Path(".data")
+PRIVATE_USE_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")  # RFC 3986 §3.1, lower-cased
 Upstream = Literal["github", "google", "oidc", "dev"]
 SigningAlgorithm = Literal["ES256", "RS256"]
 DPoPPolicy = Literal["required", "allowed"]
@@ -332,6 +334,13 @@ class AuthSettings(BaseSettings):
     auth_registration_redirect_uris: Annotated[list[str], NoDecode] = []
     """Comma-separated patterns registered redirect URIs must match: exact URIs, `*` for one path segment,
     `loopback` for any loopback redirect. Empty: any."""
+    # Registration scheme policy (issue 12): oauth/rfc8252_private_use_schemes.py.
+    auth_registration_allowed_schemes: Annotated[list[str], NoDecode] = ["cursor", "vscode"]
+    """Comma-separated private-use redirect schemes accepted although not reverse-DNS style (RFC 8252 §7.1
+    wants a period, e.g. `com.example.app`), for well-known clients: Cursor (`cursor://`), VS Code
+    (`vscode://`). Applies to `/register` and client ID metadata documents. Browser-internal and
+    operating-system schemes (`javascript`, `intent`, `ms-settings`, ...) are refused even if listed.
+    Empty: reverse-DNS schemes only."""
     auth_client_metadata_documents: bool = True
     """Accept client ID metadata documents (https client ids)."""
     auth_client_metadata_ca_bundle: str | None = None
@@ -363,6 +372,19 @@ class AuthSettings(BaseSettings):
         "auth_registration_redirect_uris",
         mode="before",
     )(_comma_list)
+
+    @field_validator("auth_registration_allowed_schemes", mode="before")
+    @classmethod
+    def _private_use_schemes(cls, value: Any) -> list[str]:
+        schemes = [str(scheme).lower() for scheme in _comma_list(value)]
+        for scheme in schemes:
+            if not PRIVATE_USE_SCHEME.fullmatch(scheme) or scheme in ("http", "https"):
+                raise ValueError(f"{scheme!r} is not a private-use URI scheme name")
+            if is_never_a_redirect(scheme):
+                raise ValueError(
+                    f"{scheme!r} is handled by the browser or the operating system; never allowed"
+                )
+        return schemes
 
     @field_validator("auth_rate_limit_register", "auth_rate_limit_authorize", "auth_rate_limit_token")
     @classmethod

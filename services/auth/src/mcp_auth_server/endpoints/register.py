@@ -38,7 +38,7 @@ async def register(request: Request, runtime: RuntimeDep) -> JSONResponse:
         document: Any = json.loads(body or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise OAuthError("invalid_client_metadata", "the request body must be JSON") from None
-    metadata = parse_client_metadata(document)
+    metadata = parse_client_metadata(document, runtime.settings.auth_registration_allowed_schemes)
     check_redirect_uris(runtime.settings, metadata.redirect_uris)
     async with transaction(runtime) as session:
         client, secret = create_client(

@@ -10,7 +10,9 @@ hazard, so (draft §6, and our own rules):
   * no redirects followed, at most 5 KB read, a short timeout;
   * the document's `client_id` must equal the URL; no `client_secret`; the client is public
     (`none`), so a document listing several methods (ChatGPT lists `none` and `private_key_jwt`)
-    negotiates to `none`.
+    negotiates to `none`;
+  * redirect URIs follow the registration rules (schemes included: AUTH_REGISTRATION_ALLOWED_SCHEMES),
+    and `client_uri`, `logo_uri`, `policy_uri`, `tos_uri` that are not https are dropped, as in RFC 7591.
 Failures are never cached; successes are cached per HTTP cache headers within bounds.
 """
 
@@ -22,12 +24,14 @@ import json
 import re
 import socket
 import ssl
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from mcp_auth_server.oauth.rfc7591_client_metadata import WEB_URI_FIELDS, web_uri
 from mcp_auth_server.oauth.rfc8252_redirect_uris import InvalidRedirectUri, check_registrable
 from mcp_auth_server.oauth.special_use_addresses import is_allowed
 
@@ -97,8 +101,11 @@ async def resolve_once(host: str, port: int, *, allow_loopback: bool) -> list[st
 
 
 class MetadataDocumentFetcher:
-    def __init__(self, *, allow_loopback: bool, ca_bundle: str | None = None) -> None:
+    def __init__(
+        self, *, allow_loopback: bool, allowed_schemes: Collection[str], ca_bundle: str | None = None
+    ) -> None:
         self._allow_loopback = allow_loopback
+        self._allowed_schemes = allowed_schemes
         context = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else ssl.create_default_context()
         self._http = httpx.AsyncClient(
             verify=context, timeout=TIMEOUT, follow_redirects=False, trust_env=False
@@ -148,7 +155,7 @@ class MetadataDocumentFetcher:
             raise InvalidMetadataDocument(
                 f"the client metadata document could not be fetched ({type(exc).__name__})"
             ) from None
-        return parse_document(client_id, bytes(body), max_age(cache_control))
+        return parse_document(client_id, bytes(body), max_age(cache_control), self._allowed_schemes)
 
 
 def max_age(cache_control: str) -> int:
@@ -162,7 +169,9 @@ def max_age(cache_control: str) -> int:
     return max(MIN_CACHE, min(MAX_CACHE, seconds))
 
 
-def parse_document(client_id: str, body: bytes, cache_seconds: int) -> ClientMetadataDocument:
+def parse_document(
+    client_id: str, body: bytes, cache_seconds: int, allowed_schemes: Collection[str]
+) -> ClientMetadataDocument:
     try:
         document = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -184,10 +193,13 @@ def parse_document(client_id: str, body: bytes, cache_seconds: int) -> ClientMet
         raise InvalidMetadataDocument("redirect_uris must be a non-empty list")
     for uri in uris:
         try:
-            check_registrable(uri)
+            check_registrable(uri, allowed_schemes)
         except InvalidRedirectUri as exc:
             raise InvalidMetadataDocument(str(exc)) from None
     name = document.get("client_name")
     if name is not None and (not isinstance(name, str) or len(name) > 200 or not name.isprintable()):
         raise InvalidMetadataDocument("client_name must be short printable text")
+    for field in WEB_URI_FIELDS:
+        if field in document and web_uri(document[field]) is None:
+            del document[field]  # e.g. a `javascript:` logo_uri: dropped, as at registration
     return ClientMetadataDocument(client_id, name, list(uris), document, cache_seconds)
