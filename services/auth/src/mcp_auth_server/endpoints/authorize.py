@@ -2,8 +2,16 @@
 
 Order matters (RFC 9700 §4.11.2): until the client and its redirect URI are verified, errors
 are shown as a page and never redirected; after that, they go back to the client with
-`error`, `state` and `iss`. Nothing is sent upstream before the user approves this client on
-our consent page (MCP spec, confused deputy).
+`error`, `state` and `iss` — except for a dynamically registered client that no user has ever
+approved. Anyone can register one with any https redirect URI, so redirecting its errors would make
+this server an open redirector (RFC 9700 §4.11.2): its errors found before consent are shown on a
+page with a link to the client instead, which the person may follow. Pre-registered clients are
+vouched for by the operator, and a client ID metadata document client's redirect URIs are
+published by the owner of its client_id's domain (verified by fetching it over https), so both keep
+redirecting. A person's own denial on the consent page always redirects (endpoints/consent.py).
+
+Nothing is sent upstream before the user approves this client on our consent page (MCP spec,
+confused deputy).
 
 A code is issued without a page only when the credential policy allows it (the user signed in and
 still admitted, the consent remembered and covering the scopes) AND the client's identity is assured:
@@ -31,6 +39,7 @@ from mcp_auth_server.endpoints.sign_in import (
     CodeRequest,
     SignedIn,
     error_redirect,
+    error_response_url,
     issue_code_redirect,
     signed_in_user,
 )
@@ -111,6 +120,19 @@ async def authorize(request: Request, runtime: RuntimeDep) -> Response:
         try:
             return await _authorize_verified_client(request, runtime, session, client, redirect_uri, repeated)
         except OAuthError as exc:
+            if client.origin == "dcr" and not await consents.approved_by_anyone(session, client.client_id):
+                url = error_response_url(
+                    runtime, redirect_uri, params.get("state"), exc.error, exc.description
+                )
+                return error_page(
+                    runtime.templates,
+                    400,
+                    "The application's request was refused",
+                    f"{exc.description} ({exc.error}). You were not sent back automatically because no one "
+                    "has approved this dynamically registered application yet; follow the link only if you "
+                    "trust it.",
+                    continue_url=url,
+                )
             return error_redirect(runtime, redirect_uri, params.get("state"), exc.error, exc.description, 302)
 
 
