@@ -78,6 +78,8 @@ async def test_a_document_client_signs_in_and_redeems_its_code(
     assert isinstance(consent, Page)
     assert "Metadata client" in consent.text
     assert "vouched for by <strong>localhost</strong>" in consent.text  # the document's host is shown
+    assert "Verified domain: <strong>localhost</strong>" in consent.text
+    assert "Unverified application" not in consent.text
     answer = await approve_and_sign_in(browser, request.url(), "mallory")
     response = await redeem(cimd_client, request, answer["code"])
     assert response.status_code == 200, response.text

@@ -62,6 +62,7 @@ from mcp_auth_server.store.authorization_requests import REQUEST_TTL, create_req
 from mcp_auth_server.store.resources import RegisteredResource, UnknownResource
 from mcp_auth_server.store.standings import client_standing
 from mcp_auth_server.web.cookies import BROWSER
+from mcp_auth_server.web.hosts import redirect_target, shown_host
 from mcp_auth_server.web.pages import error_page, render
 from mcp_auth_server.web.rate_limits import client_ip
 
@@ -232,15 +233,15 @@ def _consent_page(
         dpop_jkt=approved.dpop_jkt,
     )
     upstream = runtime.upstream.display_name
-    cimd_host = urlsplit(client.client_id).hostname if client.origin == "cimd" else None
-    redirect_uri = approved.redirect_uri
+    cimd_host = shown_host(urlsplit(client.client_id).hostname or "") if client.origin == "cimd" else None
     response = render(
         runtime.templates,
         "consent.html",
         client_name=client.client_name or "An unnamed application",
         client_id=client.client_id,
+        client_origin=client.origin,
         client_host=cimd_host,
-        redirect_host=urlsplit(redirect_uri).netloc or redirect_uri.split(":", 1)[0] + ":",
+        redirect=redirect_target(approved.redirect_uri),
         localhost_only=all(is_loopback_redirect(uri) for uri in client.redirect_uris),
         previously_approved=previously_approved,
         resource=resource.resource,
