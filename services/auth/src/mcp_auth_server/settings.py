@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
 import secrets
 from pathlib import Path
@@ -579,9 +580,30 @@ def _local_secret_key() -> bytes:
     path = DATA_DIR / "secret_key"
     if not path.exists():
         DATA_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+        write_private_file(path, secrets.token_urlsafe(48))
     return path.read_text().strip().encode()
+
+
+def write_private_file(path: Path, content: str) -> None:
+    """Create `path` holding `content`, readable by its owner only from the moment it exists.
+
+    The content goes into a file created with mode 0600 (O_CREAT|O_EXCL: never an existing file or a
+    symlink planted there), which is then linked into place, so `path` never exists world-readable
+    or half-written. If another process created `path` first, its file stands (FileExistsError is
+    swallowed): both then read the same secret.
+    """
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(content)
+            file.flush()
+            os.fsync(file.fileno())
+        os.link(temporary, path)
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def load_settings(**overrides: Any) -> AuthSettings:

@@ -17,7 +17,7 @@ from sqlalchemy import delete, select
 
 from mcp_auth_server.cli.database import command_session, table, when
 from mcp_auth_server.cli.errors import CommandError
-from mcp_auth_server.crypto.opaque_tokens import hash_secret
+from mcp_auth_server.crypto.opaque_tokens import hash_secret, new_secret
 from mcp_auth_server.db.models import Client
 from mcp_auth_server.oauth.rfc8252_redirect_uris import InvalidRedirectUri, check_registrable
 from mcp_auth_server.oauth.rfc8707_resource_indicators import InvalidResource, canonical_resource
@@ -133,10 +133,13 @@ async def add_client(args: argparse.Namespace) -> None:
         if existing is not None and not args.update:
             raise CommandError(f"client {args.client_id} exists (add --update to change it in place)")
         if existing is not None:
-            client, secret = existing, chosen_secret
+            client, secret = existing, _secret_on_update(existing, fields, chosen_secret)
             for name, value in {**fields, "client_name": args.name}.items():
                 setattr(client, name, value)
-            client.client_secret_hash = hash_secret(secret) if secret else None
+            if secret is not None:
+                client.client_secret_hash = hash_secret(secret)
+            elif fields["token_endpoint_auth_method"] == "none":
+                client.client_secret_hash = None  # a public client has no secret
         else:
             client, secret = create_client(
                 session, client_name=args.name, client_id=args.client_id, secret=chosen_secret, **fields
@@ -152,6 +155,18 @@ async def add_client(args: argparse.Namespace) -> None:
     if secret:
         print(f"client_secret: {secret}")
         print("The secret is shown only now; it is stored hashed.")
+
+
+def _secret_on_update(existing: Client, fields: dict[str, Any], chosen: str | None) -> str | None:
+    """The new secret to store (and print, unless it came from --secret-env), or None to keep the old.
+
+    `--update` without `--secret-env` keeps the client's secret: re-running a declarative `add` must not
+    lock out a client whose secret lives elsewhere. A public client turned confidential has none to
+    keep, so it gets a new one, shown once.
+    """
+    if chosen is not None or fields["token_endpoint_auth_method"] == "none":
+        return chosen
+    return new_secret(32) if existing.client_secret_hash is None else None
 
 
 async def list_clients(_args: argparse.Namespace) -> None:
