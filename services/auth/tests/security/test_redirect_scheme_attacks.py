@@ -52,6 +52,7 @@ BROWSER_AND_OS_SCHEMES = {
     "itms_services": "itms-services://?action=download-manifest&url=https://evil.example/m.plist",
     "shell": "shell:startup",
     "smb": "smb://evil.example/share",
+    "web_plus_dotted": "web+evil.example://cb",  # a site's registerProtocolHandler scheme
 }
 
 

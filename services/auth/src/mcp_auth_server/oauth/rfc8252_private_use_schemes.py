@@ -81,8 +81,21 @@ NEVER = frozenset(
     }
 )
 # Families: every browser's internal pages, Windows' handlers (`ms-settings`, `ms-msdt`,
-# `ms-officecmd`), Apple's (`x-apple.systempreferences`, `itms-services`) and Edge's.
-NEVER_PREFIXES = ("chrome-", "moz-", "safari-", "ms-", "microsoft-", "x-apple", "itms", "opera-", "edge-")
+# `ms-officecmd`), Apple's (`x-apple.systempreferences`, `itms-services`) and Edge's; and the schemes
+# browsers route to a web site or an extension (`web+…` by registerProtocolHandler, Firefox's `ext+…`).
+NEVER_PREFIXES = (
+    "chrome-",
+    "moz-",
+    "safari-",
+    "ms-",
+    "microsoft-",
+    "x-apple",
+    "itms",
+    "opera-",
+    "edge-",
+    "web+",
+    "ext+",
+)
 WEB = frozenset({"http", "https"})
 
 
