@@ -140,6 +140,25 @@ async def test_real_clients_redirects_register_by_default(auth_client: httpx.Asy
     assert response.status_code == 201, response.text
 
 
+@pytest.mark.parametrize(
+    "uri", ["https://\u0441..ai/cb", "https://xn--zz.example/cb", "https://\u0441laude\u200d.ai/cb"]
+)
+async def test_redirect_host_no_browser_resolves_is_refused(auth_client: httpx.AsyncClient, uri: str) -> None:
+    # What the consent page could only show as "not a valid host name" is not registered at all.
+    body = assert_oauth_error(
+        await auth_client.post("/register", json=registration(uri)), "invalid_redirect_uri"
+    )
+    assert "internationalised domain name" in body["error_description"]
+
+
+async def test_unicode_redirect_host_registers_and_is_shown_as_punycode(
+    auth_client: httpx.AsyncClient,
+) -> None:
+    # Control: a valid IDN registers (tests/security/test_consent_display_attacks.py shows how it is shown).
+    response = await auth_client.post("/register", json=registration("https://b\u00fccher.example/cb"))
+    assert response.status_code == 201, response.text
+
+
 WEB_URIS = {
     "logo_uri": "javascript:alert(document.domain)",
     "client_uri": "http://evil.example/",

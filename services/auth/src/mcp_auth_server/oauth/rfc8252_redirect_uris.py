@@ -18,6 +18,8 @@ import re
 from collections.abc import Collection
 from urllib.parse import urlsplit, urlunsplit
 
+import idna
+
 from mcp_auth_server.oauth.rfc8252_private_use_schemes import scheme_problem
 from mcp_auth_server.oauth.special_use_addresses import is_public
 from mcp_auth_server.settings import is_loopback_host
@@ -57,6 +59,8 @@ def check_registrable(uri: str, allowed_schemes: Collection[str] | None) -> None
     if scheme == "https":
         if not parts.hostname:
             raise InvalidRedirectUri(f"{uri!r}: https redirect URIs need a host")
+        if not _browser_can_resolve(parts.hostname):
+            raise InvalidRedirectUri(f"{uri!r}: the host is not a valid internationalised domain name")
     elif scheme == "http":
         if not is_loopback_host(parts.hostname):
             raise InvalidRedirectUri(
@@ -65,6 +69,17 @@ def check_registrable(uri: str, allowed_schemes: Collection[str] | None) -> None
     elif "." not in scheme and parts.netloc == "" and not parts.path:
         # A private-use scheme needs something after it (RFC 8252 §7.1).
         raise InvalidRedirectUri(f"{uri!r}: a private-use redirect URI needs a path")
+
+
+def _browser_can_resolve(host: str) -> bool:
+    """An ASCII name, or one UTS #46 maps to punycode as browsers do (the form the consent page shows)."""
+    if host.isascii() and "xn--" not in host:
+        return True
+    try:
+        idna.decode(idna.encode(host, uts46=True))
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return False
+    return True
 
 
 def identity_assured(uri: str) -> bool:
