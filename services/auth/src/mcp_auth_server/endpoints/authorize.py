@@ -129,9 +129,9 @@ async def authorize(request: Request, runtime: RuntimeDep) -> Response:
                     runtime.templates,
                     400,
                     "The application's request was refused",
-                    f"{exc.description} ({exc.error}). You were not sent back automatically because no one "
-                    "has approved this dynamically registered application yet; follow the link only if you "
-                    "trust it.",
+                    f"The request could not be completed: {exc.description} ({exc.error}). You were not sent "
+                    "back automatically because no one has approved this dynamically registered application "
+                    "yet; follow the link only if you trust it.",
                     continue_url=url,
                 )
             return error_redirect(runtime, redirect_uri, params.get("state"), exc.error, exc.description, 302)
