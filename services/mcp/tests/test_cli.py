@@ -106,3 +106,20 @@ def test_an_issuer_the_auth_service_contradicts_stops_start_up_with_one_line() -
         f" names '{issuer}'; set the issuer to exactly the string the auth service publishes"
     ]
     assert "Traceback" not in completed.stderr
+
+
+def test_a_dpop_proof_replayed_to_another_worker_process_is_prevented_at_start_up() -> None:
+    """Each worker process would keep its own memory of used DPoP proofs (RFC 9449 §11.1): a captured
+    proof (with its token) replayed on a new connection lands on another worker and is accepted there.
+    With authentication on, several workers need the shared memory, MCP_REDIS_URL; without it the
+    service refuses to start, naming the setting."""
+    port = free_port()
+    completed = _run_serve(
+        "--workers",
+        "2",
+        MCP_RESOURCE_URL=f"http://127.0.0.1:{port}/mcp",
+        MCP_AUTH_ISSUER=f"http://127.0.0.1:{free_port()}",
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.startswith("mcp-tools: --workers 2 needs MCP_REDIS_URL"), completed.stderr
+    assert completed.stderr.count("\n") == 1

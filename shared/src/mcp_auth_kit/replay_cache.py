@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from mcp_auth_kit.availability import VerificationUnavailable
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
@@ -25,6 +27,13 @@ logger = logging.getLogger(__name__)
 
 def replay_key(namespace: str, identifier: str) -> str:
     return f"{namespace}:{hashlib.sha256(identifier.encode()).hexdigest()}"
+
+
+class ReplayCacheUnavailable(VerificationUnavailable):
+    """The shared memory of used identifiers cannot be reached: nothing can be accepted as unused.
+
+    Fail closed, and say so as an outage (503, retry shortly), not as a bad credential and not a 500.
+    """
 
 
 class ReplayCache(Protocol):
@@ -41,15 +50,23 @@ class RedisReplayCache:
     """Shared by every process that uses the same Redis (and prefix)."""
 
     def __init__(self, redis: Redis, prefix: str = "mcp-auth:used:") -> None:
+        from redis.exceptions import RedisError  # the kit's optional `redis` extra, present with a client
+
         self._redis = redis
+        self._outage: type[Exception] = RedisError
         self._prefix = prefix
 
     async def first_use(self, namespace: str, identifier: str, expires_at: int) -> bool:
         # EXAT must lie ahead: a credential expiring this very second is still remembered for one.
         expiry = max(expires_at, math.ceil(time.time()) + 1)
-        stored = await self._redis.set(
-            self._prefix + replay_key(namespace, identifier), 1, nx=True, exat=expiry
-        )
+        try:
+            stored = await self._redis.set(
+                self._prefix + replay_key(namespace, identifier), 1, nx=True, exat=expiry
+            )
+        except self._outage as exc:
+            raise ReplayCacheUnavailable(
+                f"the replay cache (Redis) is unavailable: {type(exc).__name__}"
+            ) from exc
         return bool(stored)
 
 

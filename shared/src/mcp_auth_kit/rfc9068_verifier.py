@@ -122,8 +122,9 @@ class JWTVerifier:
         signing_input, _, signature = token.rpartition(".")
         header = _decode_json(signing_input.partition(".")[0], "header")
         alg = header.get("alg")
-        if alg not in self._algorithms:
-            raise InvalidToken("algorithm not allowed")  # RFC 8725 §3.1
+        # RFC 7515 §4.1.1: a string (an array or object would not even be a dict key); RFC 8725 §3.1.
+        if not isinstance(alg, str) or alg not in self._algorithms:
+            raise InvalidToken("algorithm not allowed")
         typ = header.get("typ")
         # RFC 9068 §4: typ MUST be at+jwt (media type: case-insensitive, "application/" optional).
         if not isinstance(typ, str) or typ.lower().removeprefix("application/") != "at+jwt":

@@ -3,8 +3,8 @@
 `DPoPProofVerifier.check` is §4.3 item by item, free of HTTP: the caller passes the proof, the request's
 method, the URL it was sent to — the server's own public URL, never one rebuilt from request headers — and,
 at a resource server, the access token it came with and the key that token is bound to. `verify` adds
-§11.1's replay check: each proof's `jti` is accepted once, remembered (per key) for as long as the proof
-would be accepted.
+§11.1's replay check: each proof's `jti` is accepted once, remembered (per key) for as long as any replica
+would accept it.
 
 The public key travels inside the proof (`jwk`), so the key is parsed, checked and thumbprinted once per
 distinct proof header (a client's headers are byte-identical from proof to proof) and cached; the
@@ -45,6 +45,9 @@ DEFAULT_MAX_FUTURE = 10.0  # §11.1: clients' clocks may run a little ahead
 MAX_PROOF_LENGTH = 8192  # an RSA-4096 key in the header still fits
 MAX_JTI_LENGTH = 256  # §11.1: refuse unnecessarily large jti values
 MIN_RSA_BITS = 2048
+# FIPS 186-4 B.3.1: 2^16 < e < 2^256. A longer exponent makes every signature check as costly as a
+# private-key operation: anyone could send such proofs to /token at a hundred times the usual cost.
+MAX_RSA_EXPONENT = 2**256
 # RFC 7518 §6.2.2, §6.3.2, §6.4 and RFC 8037 §2: members that only a private or symmetric key has.
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
@@ -74,7 +77,7 @@ class DPoPProof:
 
     jkt: str  # RFC 7638 thumbprint of the proof's key: what tokens and codes are bound to (§6.1, §10)
     jti: str
-    expires_at: int  # after this moment the proof is refused anyway (its `iat` is too old)
+    expires_at: int  # until when its jti is remembered: by then every replica refuses it as too old
 
 
 def single_proof(values: Sequence[str]) -> str | None:
@@ -172,8 +175,11 @@ def _proof_key(header_segment: str, allowed: frozenset[str]) -> _ProofKey:
         key = parsed.Algorithm.prepare_key(parsed.key)  # e.g. refuses a P-384 key under ES256
     except (jwt.PyJWTError, ValueError, TypeError, KeyError):
         raise InvalidDPoPProof("jwk is not a public key for this alg") from None
-    if isinstance(key, RSAPublicKey) and key.key_size < MIN_RSA_BITS:
-        raise InvalidDPoPProof(f"RSA keys must have at least {MIN_RSA_BITS} bits")
+    if isinstance(key, RSAPublicKey):
+        if key.key_size < MIN_RSA_BITS:
+            raise InvalidDPoPProof(f"RSA keys must have at least {MIN_RSA_BITS} bits")
+        if key.public_numbers().e >= MAX_RSA_EXPONENT:
+            raise InvalidDPoPProof("the RSA public exponent must be below 2^256")
     return _ProofKey(parsed.Algorithm, key, jwk_thumbprint(key))
 
 
@@ -265,7 +271,9 @@ class DPoPProofVerifier:
             raise InvalidDPoPProof("the proof is too old (iat)")
         if iat > now + self._max_future:
             raise InvalidDPoPProof("the proof is from the future (iat)")
-        return math.ceil(iat + self._max_age) + 1
+        # §11.1: remembered while any replica would accept it. Replicas judge `iat` by their own clocks
+        # (the shared memory forgets by its own), so allow them the skew allowed to clients: max_future.
+        return math.ceil(iat + self._max_age + self._max_future) + 1
 
     def _check_nonce(self, nonce: Any) -> None:
         if self.nonces is None:

@@ -181,6 +181,11 @@ async def authenticate(
     if access_token is None:
         raise Refused(refusal(dpop, "invalid_token", presented.scheme))
     jkt = bound_key(access_token)
+    if jkt is None and "cnf" in (access_token.claims or {}):
+        # RFC 7800 §3.1: a token with a confirmation claim is only for whoever proves it; the kit can
+        # check `jkt` alone (RFC 9449 §6), so e.g. a certificate-bound token (RFC 8705) is never a bearer one.
+        unknown = "The token is bound by a confirmation method this server cannot check"
+        raise Refused(refusal(dpop, "invalid_token", presented.scheme, unknown))
     if presented.scheme == "Bearer":
         if jkt is not None:  # §7.2: a bound token is never downgraded to a bearer token
             bound = "The token is DPoP-bound: send it with the DPoP scheme and a proof"

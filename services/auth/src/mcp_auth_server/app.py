@@ -61,7 +61,12 @@ from mcp_auth_server.settings import AuthSettings
 from mcp_auth_server.store.client_resolution import ClientResolver
 from mcp_auth_server.store.housekeeping import prune_periodically
 from mcp_auth_server.store.key_rotation import rotate_signing_key_if_due
-from mcp_auth_server.store.replay_cache import DatabaseReplayCache, RedisReplayCache, ReplayCache
+from mcp_auth_server.store.replay_cache import (
+    DatabaseReplayCache,
+    RedisReplayCache,
+    ReplayCache,
+    ReplayCacheUnavailable,
+)
 from mcp_auth_server.store.resources import ResourceRegistry
 from mcp_auth_server.store.signing_keys import KeyRing, ensure_signing_key
 from mcp_auth_server.upstreams.registry import build_connector
@@ -276,7 +281,9 @@ def _install_error_handlers(app: FastAPI) -> None:
             headers={**NO_STORE, "Retry-After": "2"},
         )
 
-    app.add_exception_handler(RedisError, shared_state_unavailable)
+    # The replay cache reports its Redis outage as ReplayCacheUnavailable (the kit's 503 at MCP servers).
+    for outage in (RedisError, ReplayCacheUnavailable):
+        app.add_exception_handler(outage, shared_state_unavailable)
 
 
 # Alerts (deploy/monitoring/alerts.yaml) watch these: requests refused because a store was unreachable.

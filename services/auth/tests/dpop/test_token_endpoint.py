@@ -270,16 +270,16 @@ async def test_refreshing_with_the_key_rotates_and_stays_bound(auth_client: http
     assert_oauth_error(await refresh(auth_client, registered, body["refresh_token"], None), "invalid_grant")
 
 
-async def test_an_unbound_public_grant_is_bound_by_its_first_proof(auth_client: httpx.AsyncClient) -> None:
+async def test_an_unbound_public_grant_is_not_bound_by_a_later_proof(auth_client: httpx.AsyncClient) -> None:
+    """§5: bound when issued; the attack this stops is in security/test_dpop_attacks.py."""
     _, request, code = await code_for(auth_client)
     body = (await redeem(auth_client, request, code, None)).json()
     registered = {"client_id": request.client_id}
-    key = DPoPKey.generate()
-    bound = await refresh(auth_client, registered, body["refresh_token"], key)
-    assert bound.json()["token_type"] == "DPoP"
-    assert_oauth_error(
-        await refresh(auth_client, registered, bound.json()["refresh_token"], None), "invalid_grant"
-    )
+    refused = await refresh(auth_client, registered, body["refresh_token"], DPoPKey.generate())
+    assert_oauth_error(refused, "invalid_grant")
+    unbound = await refresh(auth_client, registered, body["refresh_token"], None)
+    assert unbound.status_code == 200, unbound.text
+    assert unbound.json()["token_type"] == "Bearer"
 
 
 async def test_a_confidential_clients_refresh_token_is_bound_to_the_client_not_the_key(

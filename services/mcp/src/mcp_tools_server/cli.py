@@ -38,6 +38,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"mcp-tools: {error}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
+    if arguments.workers > 1 and settings.auth == "on" and settings.redis_url is None:
+        # RFC 9449 §11.1: a DPoP proof is accepted once. Each worker's own memory would let a replay
+        # on a new connection succeed at the next worker.
+        print(
+            f"mcp-tools: --workers {arguments.workers} needs MCP_REDIS_URL (e.g. redis://host:6379/0), "
+            "so the workers share the memory of used DPoP proofs; or run one worker",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_SETTINGS
     _serve(settings, workers=arguments.workers)
     return 0
 

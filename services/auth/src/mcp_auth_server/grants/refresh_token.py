@@ -6,8 +6,9 @@ AUTH_REFRESH_GRACE_SECONDS, which yields fresh tokens once, so a client that los
 refreshes from two egress addresses at once) is not logged out. Scope may only narrow (§6);
 `resource` may not change (RFC 8707 §2.2). The credential policy decides before anything is written:
 a user no longer admitted upstream is deprovisioned here, and the refusal sticks. With a DPoP proof the
-new tokens are bound to its key; a public client's bound refresh token needs a proof by its key
-(RFC 9449 §5), checked before reuse detection, so a stolen bound token cannot even burn the family.
+new tokens are bound to its key; a public client's refresh token needs a proof by the key it was issued
+for, and none if it was issued without one (RFC 9449 §5), checked before reuse detection, so a stolen
+bound token cannot even burn the family.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from mcp_auth_server.grants.results import TokenResult
 from mcp_auth_server.oauth.errors import invalid_grant, invalid_scope, invalid_target
 from mcp_auth_server.oauth.rfc8707_resource_indicators import InvalidResource
 from mcp_auth_server.oauth.rfc9068_access_tokens import issue_access_token
-from mcp_auth_server.oauth.rfc9449_dpop import refresh_key_mismatch, require_proof
+from mcp_auth_server.oauth.rfc9449_dpop import refresh_key_mismatch, refresh_key_mismatch_error, require_proof
 from mcp_auth_server.oauth.scopes import parse_scope
 from mcp_auth_server.policy.admission import request_policy
 from mcp_auth_server.policy.credentials import CredentialRefused
@@ -56,9 +57,7 @@ async def refresh(
             proof_dpop_jkt=request.dpop_jkt,
             **audit.key_binding(family.dpop_jkt),
         )
-        raise invalid_grant(
-            "the refresh token is bound to a DPoP key: send a proof by that key", persist=True
-        )
+        raise refresh_key_mismatch_error(family.dpop_jkt)
     _check_resource(runtime, request.resource, family)
     require_proof(family.resource, runtime.resources.dpop_required(family.resource), request.dpop)
     scopes = parse_scope(request.scope) or family.scopes

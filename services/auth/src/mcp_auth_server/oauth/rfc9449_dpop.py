@@ -54,10 +54,24 @@ def require_proof(resource: str, dpop_required: bool, proof: DPoPProof | None) -
 
 
 def refresh_key_mismatch(bound_jkt: str | None, proof_jkt: str | None, *, public_client: bool) -> bool:
-    """§5: a public client's refresh token bound to a key is refused without a proof by that key.
+    """§5: a public client's refresh token is bound to the key of the token request that issued it, and
+    refreshed only with a proof by that key — and one issued without a proof, only without one.
 
-    (Confidential clients' refresh tokens are bound to the client's own credentials instead.)"""
-    return public_client and bound_jkt is not None and bound_jkt != proof_jkt
+    An unbound grant is never re-bound by a later proof: whoever refreshed first with a proof would
+    otherwise own the grant, and the client presenting its own (rotated) token would be refused as a
+    key mismatch instead of triggering reuse detection (RFC 9700 §4.14.2) — a thief who stole a bearer
+    refresh token would keep it and lock the client out. (Confidential clients' refresh tokens are
+    bound to the client's own credentials instead.)"""
+    return public_client and bound_jkt != proof_jkt
+
+
+def refresh_key_mismatch_error(bound_jkt: str | None) -> OAuthError:
+    if bound_jkt is None:
+        return invalid_grant(
+            "the refresh token was issued without DPoP: refresh without a proof, or authorize again",
+            persist=True,
+        )
+    return invalid_grant("the refresh token is bound to a DPoP key: send a proof by that key", persist=True)
 
 
 def check_code_binding(code_jkt: str | None, proof: DPoPProof | None) -> None:

@@ -38,7 +38,7 @@ EVENT_NAMES: tuple[str, ...] = get_args(AuditEventName)
 # Events that mean someone may be attacking or a user lost access: alert on these.
 SECURITY_EVENTS = {
     "refresh_token_reuse",
-    "refresh_token_key_mismatch",  # a DPoP-bound refresh token without a proof by its key: likely stolen
+    "refresh_token_key_mismatch",  # a refresh token without a proof by its key (or unbound, with one)
     "code_replay",
     "sign_in_refused",
     "upstream_access_lost",

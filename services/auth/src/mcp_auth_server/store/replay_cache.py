@@ -20,10 +20,10 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mcp_auth_kit.replay_cache import RedisReplayCache, ReplayCache, replay_key
+from mcp_auth_kit.replay_cache import RedisReplayCache, ReplayCache, ReplayCacheUnavailable, replay_key
 from mcp_auth_server.db.models import UsedIdentifier
 
-__all__ = ["DatabaseReplayCache", "RedisReplayCache", "ReplayCache"]
+__all__ = ["DatabaseReplayCache", "RedisReplayCache", "ReplayCache", "ReplayCacheUnavailable"]
 
 
 class DatabaseReplayCache:
