@@ -52,6 +52,25 @@ async def register(client: httpx.AsyncClient, **metadata: Any) -> dict[str, Any]
     return registered
 
 
+async def approved_client(
+    client: httpx.AsyncClient, username: str = "approver", resource: str = RESOURCE_A, **metadata: Any
+) -> dict[str, Any]:
+    """A registered client that a user has approved once: its errors at /authorize are redirected to it.
+
+    A dynamically registered client nobody approved gets an error page with a link instead (RFC 9700
+    §4.11.2; tests/security/test_open_redirector_attacks.py).
+    """
+    registered = await register(client, **metadata)
+    request = AuthorizationRequest(
+        registered["client_id"], *pkce_pair(), state="approve-once", resource=resource, scope=None
+    )
+    if registered["redirect_uris"] != [CALLBACK]:
+        request.redirect_uri = registered["redirect_uris"][0]
+    assert "code" in await approve_and_sign_in(browser_for(client), request.url(), username)
+    client.cookies.clear()  # that was someone else's browser: the test's starts signed out
+    return registered
+
+
 @dataclass
 class AuthorizationRequest:
     client_id: str

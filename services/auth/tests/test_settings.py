@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from mcp_auth_server import settings as settings_module
 from mcp_auth_server.settings import SettingsError, load_settings
 
 SECRET = "x" * 40
@@ -143,3 +148,58 @@ def test_placeholder_secret_is_accepted_on_a_loopback_issuer() -> None:
         auth_database_url="postgres://u@db/auth",
     )
     assert settings.database_url == "postgresql+asyncpg://u@db/auth"
+
+
+# --- The generated local secret file (issue 12: "written before its mode is set to 0600") ---------
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setattr(settings_module, "DATA_DIR", tmp_path / ".data")
+    previous = os.umask(0)  # the worst umask: whatever mode the file is created with, it keeps
+    yield tmp_path / ".data"
+    os.umask(previous)
+
+
+def test_local_secret_file_is_never_readable_by_others_not_even_for_a_moment(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = data_dir / "secret_key"
+    created: list[tuple[int, int]] = []
+    real_open, real_link = os.open, os.link
+
+    def recording_open(file: Any, flags: int, mode: int = 0o777, **kwargs: Any) -> int:
+        created.append((flags, mode))
+        return real_open(file, flags, mode, **kwargs)
+
+    def checking_link(source: Any, destination: Any, **kwargs: Any) -> None:
+        # The moment the secret's name appears, its file is already private and complete.
+        assert not path.exists()
+        assert stat.S_IMODE(os.stat(source).st_mode) == 0o600
+        assert len(Path(source).read_text()) >= 32
+        real_link(source, destination, **kwargs)
+
+    monkeypatch.setattr(os, "open", recording_open)
+    monkeypatch.setattr(os, "link", checking_link)
+    secret = settings_module._local_secret_key()
+    assert [(flags & (os.O_CREAT | os.O_EXCL), mode) for flags, mode in created] == [
+        (os.O_CREAT | os.O_EXCL, 0o600)
+    ]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in data_dir.iterdir()] == ["secret_key"]  # no temporary file left behind
+    assert settings_module._local_secret_key() == secret  # generated once, read afterwards
+
+
+def test_local_secret_file_created_by_another_process_meanwhile_is_the_one_used(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = data_dir / "secret_key"
+    real_link = os.link
+
+    def other_process_wins(source: Any, destination: Any, **kwargs: Any) -> None:
+        path.write_text("the-other-process-secret-of-at-least-32-chars")
+        real_link(source, destination, **kwargs)
+
+    monkeypatch.setattr(os, "link", other_process_wins)
+    assert settings_module._local_secret_key() == b"the-other-process-secret-of-at-least-32-chars"
+    assert [p.name for p in data_dir.iterdir()] == ["secret_key"]

@@ -59,6 +59,34 @@ async def test_without_a_token_the_client_is_told_where_to_authorize(
     assert sorted(metadata["scopes_supported"]) == ["github:repos", "mcp:tools"]
 
 
+@pytest.mark.parametrize(
+    ("authorization", "status", "error"),
+    [
+        ("Bearer a.b=.c", 400, "invalid_request"),  # issue 12: was 401 without an error
+        ("Bearer", 400, "invalid_request"),
+        ("Bearer abc def", 400, "invalid_request"),
+        ("DPoP a.b=.c", 400, "invalid_request"),  # DPoP is allowed here: the same rule, its challenge
+        ("Basic dXNlcjpwYXNz", 401, None),  # another scheme: no credentials, no error (RFC 6750 §3.1)
+    ],
+)
+async def test_a_malformed_authorization_header_is_an_invalid_request(
+    tools: ServiceProcess, authorization: str, status: int, error: str | None
+) -> None:
+    async with httpx.AsyncClient(headers=JSON_RPC_HEADERS) as http:
+        refused = await http.post(
+            _resource(tools), json=_call("calculate"), headers={"Authorization": authorization}
+        )
+    assert refused.status_code == status, refused.text
+    challenge = refused.headers["www-authenticate"]
+    assert f'resource_metadata="{tools.url}/.well-known/oauth-protected-resource/mcp"' in challenge
+    if error is None:
+        assert "error=" not in challenge
+        assert "error" not in refused.json()
+    else:
+        assert f'error="{error}"' in challenge
+        assert refused.json()["error"] == error
+
+
 @pytest.mark.parametrize("audience", ["http://127.0.0.1:1/mcp", "other"])
 async def test_a_token_for_another_resource_is_refused(
     tools: ServiceProcess, auth: AuthStandIn, audience: str

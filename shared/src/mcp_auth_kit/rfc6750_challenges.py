@@ -28,14 +28,27 @@ _DESCRIPTIONS: dict[ErrorCode | None, str] = {
     "invalid_token": "The access token is invalid or expired",
     "insufficient_scope": "The access token lacks scopes this operation needs",
 }
-# RFC 6750 §2.1 b64token, after the "Bearer" auth-scheme (matched case-insensitively, RFC 9110 §11.1).
-_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*) *", re.ASCII)
+# RFC 9110 §11.4 credentials: an auth-scheme, then (after 1*SP) its parameters; split at the first
+# whitespace so that `Bearer\tabc` is read as a malformed Bearer header, not as another scheme.
+_CREDENTIALS = re.compile(r"(\S+)(.*)", re.DOTALL)
+# RFC 6750 §2.1 / RFC 9449 §7.1: 1*SP, then a b64token (token68), and nothing after it.
+_TOKEN68 = re.compile(r" +([A-Za-z0-9\-._~+/]+=*) *", re.ASCII)
 # RFC 6749 §3.3 scope-token: printable ASCII except space, '"' and '\', so it is safe inside a quoted-string.
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+", re.ASCII)
 
 
 class MultipleTokens(Exception):
     """RFC 6750 §3.1 invalid_request: more than one Authorization header."""
+
+
+class MalformedCredentials(Exception):
+    """RFC 6750 §3.1 invalid_request: an Authorization header of a scheme we take, not `scheme 1*SP token68`
+    (`Bearer` alone, `Bearer a.b=.c`, a tab or a second word after the token, characters outside token68)."""
+
+    def __init__(self, scheme: str) -> None:
+        super().__init__(f"malformed {scheme} credentials")
+        self.scheme = scheme
+        self.description = f"Malformed Authorization header: send {scheme}, a space and one token68"
 
 
 def validate_scopes(scopes: Iterable[str]) -> list[str]:
@@ -47,15 +60,36 @@ def validate_scopes(scopes: Iterable[str]) -> list[str]:
     return checked
 
 
-def bearer_token(headers: Headers) -> str | None:
-    """The RFC 6750 §2.1 bearer token of a request, or None when it presents none."""
+def authorization(headers: Headers) -> tuple[str, str] | None:
+    """The one Authorization header as (auth-scheme in lower case, the rest); None without one.
+
+    More than one is `MultipleTokens`. Schemes are case-insensitive (RFC 9110 §11.1).
+    """
     values = headers.getlist("authorization")
     if len(values) > 1:
         raise MultipleTokens
     if not values:
         return None
-    match = _BEARER.fullmatch(values[0])
-    return match.group(1) if match else None
+    match = _CREDENTIALS.fullmatch(values[0].strip(" \t"))
+    return (match.group(1).lower(), match.group(2)) if match else ("", "")
+
+
+def token68(scheme: str, rest: str) -> str:
+    """The token after `scheme` (`rest`: what follows the scheme name), or `MalformedCredentials`."""
+    match = _TOKEN68.fullmatch(rest)
+    if match is None:
+        raise MalformedCredentials(scheme)
+    return match.group(1)
+
+
+def bearer_token(headers: Headers) -> str | None:
+    """The RFC 6750 §2.1 bearer token of a request; None when it presents none (no header, or another
+    scheme: RFC 6750 §3.1 treats an unsupported method as no authentication). A malformed Bearer header
+    is `MalformedCredentials`, answered 400 invalid_request."""
+    presented = authorization(headers)
+    if presented is None or presented[0] != "bearer":
+        return None
+    return token68("Bearer", presented[1])
 
 
 def www_authenticate(

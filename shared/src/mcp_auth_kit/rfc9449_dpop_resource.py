@@ -19,7 +19,6 @@ allows it, get exactly the RFC 6750 challenges they always got.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -30,17 +29,17 @@ from starlette.datastructures import Headers
 
 from mcp_auth_kit.rfc6750_challenges import (
     ErrorCode,
+    MalformedCredentials,
     MultipleTokens,
-    bearer_token,
+    authorization,
     description,
+    token68,
     www_authenticate,
 )
 from mcp_auth_kit.rfc9449_dpop_proofs import DPoPError, DPoPProofVerifier, single_proof
 
 DPoPMode = Literal["required", "allowed"]
 Scheme = Literal["Bearer", "DPoP"]
-# RFC 9449 §7.1: "DPoP" (case-insensitive, RFC 9110 §11.1), then a token68.
-_DPOP_CREDENTIALS = re.compile(r"DPoP +([A-Za-z0-9\-._~+/]+=*) *", re.ASCII | re.IGNORECASE)
 RFC6750_ERRORS = ("invalid_request", "invalid_token", "insufficient_scope")
 _DPOP_DESCRIPTIONS = {
     "invalid_dpop_proof": "The DPoP proof is invalid",
@@ -110,13 +109,19 @@ class Refused(Exception):
 def credentials(headers: Headers, dpop: DPoPResource | None) -> Credentials | None:
     """The request's access token and how it was sent; None if it sends none this server takes.
 
-    More than one Authorization header is `MultipleTokens` (RFC 6750 §3.1, RFC 9449 §7.2 figure 19).
+    More than one Authorization header is `MultipleTokens` (RFC 6750 §3.1, RFC 9449 §7.2 figure 19);
+    a Bearer header, or a DPoP one where DPoP is on, that is not `scheme 1*SP token68` (RFC 6750 §2.1,
+    RFC 9449 §7.1) is `MalformedCredentials`. Any other scheme is no credentials (RFC 6750 §3.1).
     """
-    token = bearer_token(headers)
-    if token is not None:
-        return Credentials("Bearer", token)
-    match = _DPOP_CREDENTIALS.fullmatch(headers.get("authorization", "")) if dpop is not None else None
-    return Credentials("DPoP", match.group(1)) if match else None
+    presented = authorization(headers)
+    if presented is None:
+        return None
+    scheme, rest = presented
+    if scheme == "bearer":
+        return Credentials("Bearer", token68("Bearer", rest))
+    if scheme == "dpop" and dpop is not None:
+        return Credentials("DPoP", token68("DPoP", rest))
+    return None
 
 
 def path_as_sent(scope: Mapping[str, Any]) -> str:
@@ -163,6 +168,11 @@ async def authenticate(
         presented = credentials(headers, dpop)
     except MultipleTokens:
         raise Refused(refusal(dpop, "invalid_request", "DPoP" if required else "Bearer")) from None
+    except MalformedCredentials as malformed:
+        # RFC 6750 §3.1 (and RFC 9449 §7.2 for DPoP): 400 invalid_request, on the challenge of the
+        # scheme used, or on DPoP's where bearer tokens are not accepted at all.
+        scheme: Scheme = "DPoP" if required or malformed.scheme == "DPoP" else "Bearer"
+        raise Refused(refusal(dpop, "invalid_request", scheme, malformed.description)) from None
     if presented is None:
         raise Refused(refusal(dpop, None))  # RFC 6750 §3.1: no credentials, no error code
     if presented.scheme == "Bearer" and required:

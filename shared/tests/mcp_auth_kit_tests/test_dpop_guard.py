@@ -228,6 +228,18 @@ async def test_bearer_clients_see_no_change_where_dpop_is_allowed(
     )
 
 
+@pytest.mark.parametrize("value", ["DPoP a.b=.c", "DPoP", "dpop abc def", "DPoP\tabc"])
+async def test_malformed_dpop_header_gets_400_invalid_request_on_the_dpop_challenge(
+    served: Served, value: str
+) -> None:
+    response = await call(served, None, Authorization=value)
+    assert_refused(response, "invalid_request", 400)  # RFC 9449 §7.2: the error goes to the scheme used
+    assert response.headers["www-authenticate"].startswith(
+        f'Bearer resource_metadata="{served.metadata_url}"'  # and the Bearer challenge carries none
+    )
+    assert served.notes.executed == []
+
+
 @pytest_asyncio.fixture
 async def required(issuer: IssuerStandIn) -> AsyncIterator[Served]:
     async with serve_protected(issuer.url, dpop="required") as running:
@@ -239,6 +251,14 @@ async def test_dpop_required_refuses_bearer_tokens(required: Served, bound_token
     assert_refused(response, "invalid_token")
     assert response.headers["www-authenticate"].startswith("DPoP ")  # no Bearer challenge at all
     assert required.notes.executed == []
+
+
+async def test_dpop_required_answers_a_malformed_bearer_header_on_its_dpop_challenge(
+    required: Served,
+) -> None:
+    response = await call(required, None, Authorization="Bearer a.b=.c")
+    assert_refused(response, "invalid_request", 400)
+    assert response.headers["www-authenticate"].startswith("DPoP ")
 
 
 async def test_dpop_required_challenges_with_dpop_only(required: Served) -> None:

@@ -58,6 +58,43 @@ async def test_other_auth_schemes_count_as_no_token(served: Served) -> None:
     assert response.headers["www-authenticate"] == challenge(served, "mcp:tools")
 
 
+MALFORMED_AUTHORIZATION = {
+    "padding_inside": b"Bearer a.b=.c",
+    "no_token": b"Bearer",
+    "tab_separator": b"Bearer\tabc",
+    "not_token68": b"Bearer abc$def",
+    "two_words": b"Bearer abc def",
+    "non_ascii": "Bearer abc\u00e9".encode("latin-1"),
+}
+
+
+@pytest.mark.parametrize("value", MALFORMED_AUTHORIZATION.values(), ids=MALFORMED_AUTHORIZATION.keys())
+async def test_malformed_bearer_header_gets_400_invalid_request(served: Served, value: bytes) -> None:
+    """Issue 12: `Bearer a.b=.c` got 401 without `error`; RFC 6750 §3.1 says 400 invalid_request."""
+    headers = [
+        *((name.encode(), field.encode()) for name, field in LEGACY_HEADERS.items()),
+        (b"authorization", value),
+    ]
+    async with httpx.AsyncClient() as client:
+        response = await client.post(served.resource_url, json=tool_call("list_notes"), headers=headers)
+    assert response.status_code == 400, response.text
+    assert response.headers["www-authenticate"].startswith('Bearer error="invalid_request"')
+    assert f'resource_metadata="{served.metadata_url}"' in response.headers["www-authenticate"]
+    assert response.json()["error"] == "invalid_request"
+    assert served.notes.executed == []
+
+
+async def test_well_formed_header_with_two_spaces_is_read_and_its_token_checked(
+    served: Served, token_for: TokenFor
+) -> None:
+    # The control: RFC 6750 §2.1 allows 1*SP, so this is a token, judged on its merits.
+    response = await post(served, tool_call("list_notes"), Authorization=f"Bearer  {token_for(served)}")
+    assert response.status_code == 200, response.text
+    bad = await post(served, tool_call("list_notes"), Authorization="Bearer  not-a-jwt")
+    assert bad.status_code == 401
+    assert bad.json()["error"] == "invalid_token"
+
+
 BAD_TOKENS: dict[str, Callable[[Served, TokenFor], str]] = {
     "garbage": lambda served, token_for: "not-a-jwt",
     "expired": lambda served, token_for: token_for(served, exp=1, iat=0),

@@ -6,7 +6,12 @@ import pytest
 from starlette.datastructures import Headers
 
 from mcp_auth_kit import www_authenticate
-from mcp_auth_kit.rfc6750_challenges import MultipleTokens, bearer_token, validate_scopes
+from mcp_auth_kit.rfc6750_challenges import (
+    MalformedCredentials,
+    MultipleTokens,
+    bearer_token,
+    validate_scopes,
+)
 
 PRM = "https://tools.example.com/.well-known/oauth-protected-resource/mcp"
 
@@ -46,17 +51,34 @@ def test_scope_is_omitted_when_nothing_is_required() -> None:
     [
         ("Bearer abc.DEF-_~+/=", "abc.DEF-_~+/="),
         ("bearer abc", "abc"),
-        ("BEARER  abc", "abc"),
-        ("Basic abc", None),
-        ("Bearer", None),
-        ("Bearer ", None),
-        ("Bearer a b", None),
-        ('Bearer "abc"', None),
-        ("Bearerabc", None),
+        ("BEARER  abc", "abc"),  # RFC 6750 §2.1: 1*SP, so two spaces are well-formed
+        ("Bearer abc ", "abc"),
+        ("Basic abc", None),  # another scheme: no credentials this server takes (RFC 6750 §3.1)
+        ("Negotiate", None),
+        ("Bearerabc", None),  # a scheme named "Bearerabc"
     ],
 )
 def test_bearer_token_follows_rfc6750_section_2_1(value: str, token: str | None) -> None:
     assert bearer_token(Headers({"authorization": value})) == token
+
+
+MALFORMED_BEARER = {
+    "padding_inside": "Bearer a.b=.c",
+    "no_token": "Bearer",
+    "no_token_trailing_space": "Bearer ",
+    "two_words": "Bearer a b",
+    "quoted": 'Bearer "abc"',
+    "tab_separator": "Bearer\tabc",
+    "not_token68": "Bearer abc$def",
+    "comma_parameters": "Bearer abc, realm=x",
+    "lower_case_scheme_with_padding_only": "bearer ==",
+}
+
+
+@pytest.mark.parametrize("value", MALFORMED_BEARER.values(), ids=MALFORMED_BEARER.keys())
+def test_malformed_bearer_credentials_are_an_invalid_request_not_no_token(value: str) -> None:
+    with pytest.raises(MalformedCredentials):
+        bearer_token(Headers({"authorization": value}))
 
 
 def test_no_authorization_header_is_no_token() -> None:

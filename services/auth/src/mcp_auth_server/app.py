@@ -236,7 +236,9 @@ def _metadata_document_fetcher(settings: AuthSettings) -> MetadataDocumentFetche
         return None
     # Loopback documents are fetched only when this server itself runs on loopback (local runs).
     return MetadataDocumentFetcher(
-        allow_loopback=settings.is_local, ca_bundle=settings.auth_client_metadata_ca_bundle
+        allow_loopback=settings.is_local,
+        allowed_schemes=frozenset(settings.auth_registration_allowed_schemes),
+        ca_bundle=settings.auth_client_metadata_ca_bundle,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
 import secrets
 from pathlib import Path
@@ -29,10 +30,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mcp_auth_server.db.urls import async_database_url
 from mcp_auth_server.errors import ConfigurationError
+from mcp_auth_server.oauth.rfc8252_private_use_schemes import is_never_a_redirect
 from mcp_auth_server.oauth.rfc8707_resource_indicators import canonical_resource
 from mcp_auth_server.oauth.trusted_issuers import TrustedIssuerConfig, parse_entries
 
 DATA_DIR = Path(".data")
+PRIVATE_USE_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")  # RFC 3986 §3.1, lower-cased
 Upstream = Literal["github", "google", "oidc", "dev"]
 SigningAlgorithm = Literal["ES256", "RS256"]
 DPoPPolicy = Literal["required", "allowed"]
@@ -333,6 +336,13 @@ class AuthSettings(BaseSettings):
     auth_registration_redirect_uris: Annotated[list[str], NoDecode] = []
     """Comma-separated patterns registered redirect URIs must match: exact URIs, `*` for one path segment,
     `loopback` for any loopback redirect. Empty: any."""
+    # Registration scheme policy (issue 12): oauth/rfc8252_private_use_schemes.py.
+    auth_registration_allowed_schemes: Annotated[list[str], NoDecode] = ["cursor", "vscode"]
+    """Comma-separated private-use redirect schemes accepted although not reverse-DNS style (RFC 8252 §7.1
+    wants a period, e.g. `com.example.app`), for well-known clients: Cursor (`cursor://`), VS Code
+    (`vscode://`). Applies to `/register` and client ID metadata documents. Browser-internal and
+    operating-system schemes (`javascript`, `intent`, `ms-settings`, ...) are refused even if listed.
+    Empty: reverse-DNS schemes only."""
     auth_client_metadata_documents: bool = True
     """Accept client ID metadata documents (https client ids)."""
     auth_client_metadata_ca_bundle: str | None = None
@@ -393,6 +403,19 @@ class AuthSettings(BaseSettings):
         "auth_registration_redirect_uris",
         mode="before",
     )(_comma_list)
+
+    @field_validator("auth_registration_allowed_schemes", mode="before")
+    @classmethod
+    def _private_use_schemes(cls, value: Any) -> list[str]:
+        schemes = [str(scheme).lower() for scheme in _comma_list(value)]
+        for scheme in schemes:
+            if not PRIVATE_USE_SCHEME.fullmatch(scheme) or scheme in ("http", "https"):
+                raise ValueError(f"{scheme!r} is not a private-use URI scheme name")
+            if is_never_a_redirect(scheme):
+                raise ValueError(
+                    f"{scheme!r} is handled by the browser or the operating system; never allowed"
+                )
+        return schemes
 
     @field_validator("auth_rate_limit_register", "auth_rate_limit_authorize", "auth_rate_limit_token")
     @classmethod
@@ -598,9 +621,30 @@ def _local_secret_key() -> bytes:
     path = DATA_DIR / "secret_key"
     if not path.exists():
         DATA_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+        write_private_file(path, secrets.token_urlsafe(48))
     return path.read_text().strip().encode()
+
+
+def write_private_file(path: Path, content: str) -> None:
+    """Create `path` holding `content`, readable by its owner only from the moment it exists.
+
+    The content goes into a file created with mode 0600 (O_CREAT|O_EXCL: never an existing file or a
+    symlink planted there), which is then linked into place, so `path` never exists world-readable
+    or half-written. If another process created `path` first, its file stands (FileExistsError is
+    swallowed): both then read the same secret.
+    """
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(content)
+            file.flush()
+            os.fsync(file.fileno())
+        os.link(temporary, path)
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def load_settings(**overrides: Any) -> AuthSettings:

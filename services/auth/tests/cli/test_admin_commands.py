@@ -326,6 +326,40 @@ def test_declared_client_id_and_secret_from_the_environment_are_idempotent(migra
     assert not secret_matches(first, _stored_secret_hash(migrated_database, client_id))
 
 
+def test_update_without_secret_env_keeps_the_clients_secret(migrated_database: str) -> None:
+    """Issue 12: "`clients add --update` without `--secret-env` silently drops the client's secret"."""
+    client_id = f"ci-{secrets.token_hex(4)}"
+    args = ["clients", "add", "--resource-server", RESOURCE_A, "--client-id", client_id]
+    mcp_auth(
+        migrated_database, *args, "--name", "tools", "--secret-env", "TOOLS_SECRET", TOOLS_SECRET="s" * 40
+    )
+    out = mcp_auth(migrated_database, *args, "--name", "tools, renamed", "--update")
+    assert "client_secret" not in out  # nothing new to show: the old secret stands
+    assert secret_matches("s" * 40, _stored_secret_hash(migrated_database, client_id))
+
+
+def test_update_of_a_public_client_to_confidential_prints_a_new_secret(migrated_database: str) -> None:
+    client_id = f"ui-{secrets.token_hex(4)}"
+    args = [
+        "clients",
+        "add",
+        "--name",
+        "app",
+        "--redirect-uri",
+        "http://127.0.0.1/cb",
+        "--client-id",
+        client_id,
+    ]
+    mcp_auth(migrated_database, *args, "--public")
+    assert _stored_secret_hash(migrated_database, client_id) is None
+    out = mcp_auth(migrated_database, *args, "--update", "--json")
+    secret = json.loads(out)["client_secret"]
+    assert secret
+    assert secret_matches(secret, _stored_secret_hash(migrated_database, client_id))
+    mcp_auth(migrated_database, *args, "--public", "--update")  # and back: a public client has no secret
+    assert _stored_secret_hash(migrated_database, client_id) is None
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

@@ -26,6 +26,7 @@ from ..flow import (
     Database,
     all_rows,
     approve_and_sign_in,
+    approved_client,
     assert_error_redirect,
     assert_oauth_error,
     audit_events,
@@ -227,7 +228,7 @@ async def test_a_code_bound_by_dpop_jkt_cannot_be_redeemed_with_another_key(
 async def test_a_dpop_jkt_that_is_no_thumbprint_is_invalid_request(
     auth_client: httpx.AsyncClient, dpop_jkt: str
 ) -> None:
-    registered = await register(auth_client)
+    registered = await approved_client(auth_client)
     request = new_request(registered["client_id"])
     response = await auth_client.get(request.url(dpop_jkt=dpop_jkt))
     assert_error_redirect(response, CALLBACK, "invalid_request", request.state)

@@ -126,6 +126,9 @@ async def test_an_old_client_used_recently_does_not_expire(
             "/authorize",
             params={"client_id": registered["client_id"], "redirect_uri": CALLBACK, "response_type": "code"},
         )
-        assert page.status_code == 302  # known client: the error goes back to it, with iss
+        # Known client: the error is answered (a page with a link, as nobody approved it yet), and
+        # the client is kept.
+        assert page.status_code == 400
+        assert "iss=" in page.text
         async with runtime.sessions() as session:
             assert await session.get(Client, registered["client_id"]) is not None

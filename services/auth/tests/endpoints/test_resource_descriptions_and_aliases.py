@@ -20,6 +20,7 @@ from mcp_testing.browser import Page
 from ..conftest import ISSUER, serve_in_process
 from ..flow import (
     approve_and_sign_in,
+    approved_client,
     assert_error_redirect,
     browser_for,
     new_request,
@@ -91,7 +92,7 @@ async def test_the_sse_alias_gets_the_same_consent_and_a_token_for_the_resource(
 
 
 async def test_an_alias_never_widens_the_audience(client: httpx.AsyncClient) -> None:
-    registered = await register(client)
+    registered = await approved_client(client, resource=NOTES)
     request = new_request(
         registered["client_id"], resource="http://127.0.0.1:9201/sse/other", scope="notes:read"
     )

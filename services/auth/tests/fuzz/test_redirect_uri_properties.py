@@ -52,7 +52,7 @@ def test_a_loopback_registration_matches_any_port_and_only_a_port(
 ) -> None:
     host, port, rest = uri
     registered = http(host, port, rest)
-    check_registrable(registered)
+    check_registrable(registered, ())
     assert matches_registered(registered, [registered]) == registered
     assert matches_registered(http(host, other_port, rest), [registered]) == registered
 
@@ -62,7 +62,7 @@ def test_an_https_registration_matches_only_itself(
     host: str, port: str, other_port: str, path: str, query: str
 ) -> None:
     registered = f"https://{host}{port}{with_query(path, query)}"
-    check_registrable(registered)
+    check_registrable(registered, ())
     assert matches_registered(registered, [registered]) == registered
     presented = f"https://{host}{other_port}{with_query(path, query)}"
     assert matches_registered(presented, [registered]) == (registered if presented == registered else None)
@@ -110,7 +110,7 @@ def test_the_scheme_and_host_are_compared_as_written(uri: tuple[str, str, str], 
 @given(DNS_HOSTS.filter(lambda host: host != "localhost"), OPTIONAL_PORT, PATHS)
 def test_http_is_registrable_only_on_loopback(host: str, port: str, path: str) -> None:
     with pytest.raises(InvalidRedirectUri):
-        check_registrable(f"http://{host}{port}{path}")
+        check_registrable(f"http://{host}{port}{path}", ())
 
 
 @given(
@@ -120,4 +120,4 @@ def test_http_is_registrable_only_on_loopback(host: str, port: str, path: str) -
 )
 def test_registration_refuses_fragments_user_information_and_stray_characters(uri: str) -> None:
     with pytest.raises(InvalidRedirectUri):
-        check_registrable(uri)
+        check_registrable(uri, ())

@@ -78,6 +78,8 @@ async def test_a_document_client_signs_in_and_redeems_its_code(
     assert isinstance(consent, Page)
     assert "Metadata client" in consent.text
     assert "vouched for by <strong>localhost</strong>" in consent.text  # the document's host is shown
+    assert "Verified domain: <strong>localhost</strong>" in consent.text
+    assert "Unverified application" not in consent.text
     answer = await approve_and_sign_in(browser, request.url(), "mallory")
     response = await redeem(cimd_client, request, answer["code"])
     assert response.status_code == 200, response.text
@@ -133,6 +135,16 @@ REFUSED_DOCUMENTS: dict[str, Callable[[str], Answer]] = {
     "javascript_redirect_uri": lambda cid: Answer(
         body=f'{{"client_id": "{cid}", "redirect_uris": ["javascript:alert(1)"]}}'.encode()
     ),
+    # Issue 12: browser-internal and operating-system schemes, and private-use ones without a period.
+    "intent_redirect_uri": lambda cid: Answer(
+        body=f'{{"client_id": "{cid}", "redirect_uris": ["intent://evil.example/cb"]}}'.encode()
+    ),
+    "ms_settings_redirect_uri": lambda cid: Answer(
+        body=f'{{"client_id": "{cid}", "redirect_uris": ["ms-settings:privacy"]}}'.encode()
+    ),
+    "unlisted_private_scheme_redirect_uri": lambda cid: Answer(
+        body=f'{{"client_id": "{cid}", "redirect_uris": ["myapp://callback"]}}'.encode()
+    ),
 }
 
 
@@ -148,6 +160,33 @@ async def test_unacceptable_document_is_refused_after_exactly_one_request(
     assert page.status_code == 400
     assert "metadata document was refused" in page.text
     assert documents.requests == [f"/clients/{case}.json"]
+
+
+async def test_non_https_logo_and_client_uris_in_a_document_are_dropped(
+    cimd_client: httpx.AsyncClient, host: tuple[DocumentHost, str]
+) -> None:
+    """Issue 12: "metadata documents' logo_uri/client_uri are not checked (`javascript:` accepted)"."""
+    documents, base = host
+    client_id = f"{base}/clients/links.json"
+    links = {
+        "logo_uri": "javascript:alert(document.domain)",
+        "client_uri": "data:text/html,<script>alert(1)</script>",
+        "policy_uri": "http://evil.example/policy",
+        "tos_uri": "https://localhost/tos",
+    }
+    documents.put_json("/clients/links.json", document(client_id, **links))
+    consent = await browser_for(cimd_client).open(new_request(client_id).url())
+    assert isinstance(consent, Page), consent
+    assert consent.status_code == 200, consent.text
+    runtime = cimd_client._transport.app.state.runtime  # type: ignore[attr-defined]
+    async with runtime.sessions() as session:
+        stored = (await session.get(Client, client_id)).metadata_document
+    assert {key: stored.get(key) for key in links} == {
+        "logo_uri": None,
+        "client_uri": None,
+        "policy_uri": None,
+        "tos_uri": "https://localhost/tos",  # https is kept
+    }
 
 
 async def test_failures_are_not_cached(

@@ -80,6 +80,44 @@ async def test_confidential_client_with_a_wrong_secret_is_invalid_client(
     assert right.status_code == 200, right.text
 
 
+async def test_client_registered_for_client_secret_basic_cannot_authenticate_with_client_secret_post(
+    auth_client: httpx.AsyncClient,
+) -> None:
+    """Issue 12: "a client registered for client_secret_basic may authenticate with client_secret_post".
+
+    The right secret, sent by the method the client did not register (RFC 7591 §2
+    `token_endpoint_auth_method`; RFC 6749 §2.3), is refused at /token and /revoke alike.
+    """
+    registered, request, code = await confidential_code(auth_client, "basic-not-post")
+    client_id, secret = registered["client_id"], registered["client_secret"]
+    assert registered["token_endpoint_auth_method"] == "client_secret_basic"
+    posted = {"client_id": client_id, "client_secret": secret}
+    assert_invalid_client(await auth_client.post("/token", data=code_form(request, code, **posted)))
+    assert_invalid_client(await auth_client.post("/revoke", data={"token": "anything", **posted}))
+    # The control: the same secret by Basic redeems the code the refused attempt left alone.
+    right = await auth_client.post("/token", data=code_form(request, code), headers=basic(client_id, secret))
+    assert right.status_code == 200, right.text
+
+
+async def test_client_registered_for_client_secret_post_cannot_authenticate_with_client_secret_basic(
+    auth_client: httpx.AsyncClient,
+) -> None:
+    registered = await register(auth_client, token_endpoint_auth_method="client_secret_post")
+    client_id, secret = registered["client_id"], registered["client_secret"]
+    request = new_request(client_id)
+    code = (await approve_and_sign_in(browser_for(auth_client), request.url(), "post-not-basic"))["code"]
+    refused = await auth_client.post(
+        "/token", data=code_form(request, code), headers=basic(client_id, secret)
+    )
+    assert_invalid_client(refused)
+    revoke = await auth_client.post("/revoke", data={"token": "anything"}, headers=basic(client_id, secret))
+    assert_invalid_client(revoke)
+    right = await auth_client.post(
+        "/token", data=code_form(request, code, client_id=client_id, client_secret=secret)
+    )
+    assert right.status_code == 200, right.text
+
+
 async def test_unknown_client_is_invalid_client(auth_client: httpx.AsyncClient) -> None:
     _, request, code = await confidential_code(auth_client, "unknown-client")
     for headers, extra in (

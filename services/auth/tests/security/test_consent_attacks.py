@@ -84,9 +84,12 @@ async def test_attacker_client_gets_no_code_for_a_signed_in_victim_without_expli
     silent = await browser.open(
         new_request(evil["client_id"], redirect_uri="https://claude.ai/evil").url(prompt="none")
     )
-    assert isinstance(silent, Arrival)
-    assert query(silent.url)["error"] == "consent_required"
-    assert "code" not in query(silent.url)
+    # Nobody approved this client yet: its consent_required is a page with a link, not a redirect
+    # (RFC 9700 §4.11.2), and still no code.
+    assert isinstance(silent, Page)
+    assert silent.status_code == 400
+    assert "consent_required" in silent.text
+    assert "code=" not in silent.text
     assert await codes_for(database, evil["client_id"]) == []
 
     arrival = await browser.submit(page, {"decision": "approve"})  # only the victim's own click issues one

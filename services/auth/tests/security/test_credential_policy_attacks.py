@@ -32,6 +32,7 @@ from ..flow import (
     GitHubService,
     all_rows,
     approve_and_sign_in,
+    approved_client,
     assert_oauth_error,
     audit_events,
     browser_for,
@@ -260,7 +261,7 @@ async def test_an_https_client_with_remembered_consent_still_gets_the_page_for_p
 
 
 async def test_prompt_none_names_what_is_missing(auth_client: httpx.AsyncClient) -> None:
-    registered = await register(auth_client, redirect_uris=[CLAUDE_CALLBACK])
+    registered = await approved_client(auth_client, redirect_uris=[CLAUDE_CALLBACK])
     browser = browser_for(auth_client, CLAUDE_CALLBACK)
     url = new_request(registered["client_id"], redirect_uri=CLAUDE_CALLBACK).url(prompt="none")
     signed_out = await browser.open(url)

@@ -21,6 +21,7 @@ from ..conftest import ISSUER
 from ..flow import (
     GITHUB_CALLBACK,
     approve_and_sign_in,
+    approved_client,
     browser_for,
     github_service,
     new_request,
@@ -75,7 +76,7 @@ async def test_upstream_redirect_and_sign_in_form_ignore_spoofed_headers(
 async def test_authorization_responses_and_token_issuer_ignore_spoofed_headers(
     auth_client: httpx.AsyncClient,
 ) -> None:
-    registered = await register(auth_client)
+    registered = await approved_client(auth_client)
     error = await auth_client.get(
         new_request(registered["client_id"]).url(response_type="token"), headers=SPOOFED
     )

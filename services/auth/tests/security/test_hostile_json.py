@@ -37,4 +37,4 @@ async def test_hostile_json_registration_is_invalid_client_metadata(
 @pytest.mark.parametrize("body", HOSTILE_JSON.values(), ids=HOSTILE_JSON.keys())
 def test_hostile_json_metadata_document_is_refused(body: bytes) -> None:
     with pytest.raises(InvalidMetadataDocument, match="not acceptable JSON"):
-        parse_document("https://client.example/doc.json", body, 300)
+        parse_document("https://client.example/doc.json", body, 300, allowed_schemes=())

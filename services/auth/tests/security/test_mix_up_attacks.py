@@ -19,6 +19,7 @@ from ..flow import (
     CALLBACK,
     CLAUDE_CALLBACK,
     approve_and_sign_in,
+    approved_client,
     assert_error_redirect,
     browser_for,
     new_request,
@@ -28,7 +29,7 @@ from ..flow import (
 
 @pytest.fixture
 async def client_id(auth_client: httpx.AsyncClient) -> str:
-    return str((await register(auth_client))["client_id"])
+    return str((await approved_client(auth_client))["client_id"])
 
 
 def issuers(url: str) -> list[str]:
@@ -99,9 +100,9 @@ async def test_error_response_names_the_issuer_and_returns_state(
 async def test_consent_required_for_prompt_none_names_the_issuer(
     auth_client: httpx.AsyncClient, client_id: str
 ) -> None:
+    other = await approved_client(auth_client, client_name="Approved by someone else")
     browser = browser_for(auth_client)
     await approve_and_sign_in(browser, new_request(client_id).url(), "iss-prompt-none")
-    other = await register(auth_client, client_name="Never approved")
     request = new_request(other["client_id"])
     arrival = await browser.open(request.url(prompt="none"))
     assert isinstance(arrival, Arrival)

@@ -14,13 +14,13 @@ import pytest
 from ..flow import (
     CALLBACK,
     approve_and_sign_in,
+    approved_client,
     assert_error_redirect,
     assert_oauth_error,
     browser_for,
     new_request,
     pkce_pair,
     redeem,
-    register,
 )
 
 BAD_CHALLENGES = {
@@ -37,7 +37,7 @@ BAD_CHALLENGES = {
 
 @pytest.fixture
 async def client_id(auth_client: httpx.AsyncClient) -> str:
-    return str((await register(auth_client))["client_id"])
+    return str((await approved_client(auth_client))["client_id"])
 
 
 @pytest.mark.parametrize("overrides", BAD_CHALLENGES.values(), ids=BAD_CHALLENGES.keys())

@@ -20,13 +20,13 @@ from ..conftest import RESOURCE_A, RESOURCE_B, serve_in_process
 from ..flow import (
     CALLBACK,
     approve_and_sign_in,
+    approved_client,
     assert_error_redirect,
     assert_oauth_error,
     browser_for,
     new_request,
     redeem,
     refresh,
-    register,
     token_claims,
     tokens_for,
 )
@@ -51,7 +51,7 @@ BAD_RESOURCES = {
 
 @pytest.fixture
 async def client_id(auth_client: httpx.AsyncClient) -> str:
-    return str((await register(auth_client))["client_id"])
+    return str((await approved_client(auth_client))["client_id"])
 
 
 @pytest.mark.parametrize("resource", BAD_RESOURCES.values(), ids=BAD_RESOURCES.keys())

@@ -25,7 +25,7 @@ from sqlalchemy import delete, select
 
 from mcp_auth_server.cli.database import command_session, table, when
 from mcp_auth_server.cli.errors import CommandError
-from mcp_auth_server.crypto.opaque_tokens import hash_secret
+from mcp_auth_server.crypto.opaque_tokens import hash_secret, new_secret
 from mcp_auth_server.db.models import Client
 from mcp_auth_server.oauth.rfc8252_redirect_uris import InvalidRedirectUri, check_registrable
 from mcp_auth_server.oauth.rfc8707_resource_indicators import InvalidResource, canonical_resource
@@ -200,7 +200,7 @@ async def add_client(args: argparse.Namespace) -> None:
             raise CommandError("a user-facing client needs at least one --redirect-uri")
         for uri in args.redirect_uri:
             try:
-                check_registrable(uri)
+                check_registrable(uri, None)  # the operator vouches for the app: any non-browser scheme
             except InvalidRedirectUri as exc:
                 raise CommandError(str(exc)) from None
         fields = dict(
@@ -228,14 +228,16 @@ async def add_client(args: argparse.Namespace) -> None:
         if existing is not None and not args.update:
             raise CommandError(f"client {args.client_id} exists (add --update to change it in place)")
         if existing is not None:
-            client, secret = existing, chosen_secret
+            client, secret = existing, _secret_on_update(existing, fields, chosen_secret)
             for name in ("jwks", "jwks_uri", "workload_issuer", "workload_subject"):
                 fields.setdefault(name, None)
             for name, value in {**fields, "client_name": args.name}.items():
                 setattr(client, name, value)
-            if client.token_endpoint_auth_method == PRIVATE_KEY_JWT:
+            if client.token_endpoint_auth_method in (PRIVATE_KEY_JWT, "none"):
                 secret = None
-            client.client_secret_hash = hash_secret(secret) if secret else None
+                client.client_secret_hash = None  # keys, or nothing, instead of a secret
+            elif secret is not None:
+                client.client_secret_hash = hash_secret(secret)
         else:
             client, secret = create_client(
                 session, client_name=args.name, client_id=args.client_id, secret=chosen_secret, **fields
@@ -256,6 +258,18 @@ async def add_client(args: argparse.Namespace) -> None:
             "It authenticates with private_key_jwt: assertions signed by its registered keys, aud",
             settings.auth_issuer,
         )
+
+
+def _secret_on_update(existing: Client, fields: dict[str, Any], chosen: str | None) -> str | None:
+    """The new secret to store (and print, unless it came from --secret-env), or None to keep the old.
+
+    `--update` without `--secret-env` keeps the client's secret: re-running a declarative `add` must not
+    lock out a client whose secret lives elsewhere. A public client turned confidential has none to
+    keep, so it gets a new one, shown once.
+    """
+    if chosen is not None or fields["token_endpoint_auth_method"] == "none":
+        return chosen
+    return new_secret(32) if existing.client_secret_hash is None else None
 
 
 async def list_clients(_args: argparse.Namespace) -> None:

@@ -2,8 +2,16 @@
 
 Order matters (RFC 9700 §4.11.2): until the client and its redirect URI are verified, errors
 are shown as a page and never redirected; after that, they go back to the client with
-`error`, `state` and `iss`. Nothing is sent upstream before the user approves this client on
-our consent page (MCP spec, confused deputy).
+`error`, `state` and `iss` — except for a dynamically registered client that no user has ever
+approved. Anyone can register one with any https redirect URI, so redirecting its errors would make
+this server an open redirector (RFC 9700 §4.11.2): its errors found before consent are shown on a
+page with a link to the client instead, which the person may follow. Pre-registered clients are
+vouched for by the operator, and a client ID metadata document client's redirect URIs are
+published by the owner of its client_id's domain (verified by fetching it over https), so both keep
+redirecting. A person's own denial on the consent page always redirects (endpoints/consent.py).
+
+Nothing is sent upstream before the user approves this client on our consent page (MCP spec,
+confused deputy).
 
 A code is issued without a page only when the credential policy allows it (the user signed in and
 still admitted, the consent remembered and covering the scopes) AND the client's identity is assured:
@@ -31,6 +39,7 @@ from mcp_auth_server.endpoints.sign_in import (
     CodeRequest,
     SignedIn,
     error_redirect,
+    error_response_url,
     issue_code_redirect,
     signed_in_user,
 )
@@ -53,6 +62,7 @@ from mcp_auth_server.store.authorization_requests import REQUEST_TTL, create_req
 from mcp_auth_server.store.resources import RegisteredResource, UnknownResource
 from mcp_auth_server.store.standings import client_standing
 from mcp_auth_server.web.cookies import BROWSER
+from mcp_auth_server.web.hosts import redirect_target, shown_host
 from mcp_auth_server.web.pages import error_page, render
 
 router = APIRouter()
@@ -111,6 +121,19 @@ async def authorize(request: Request, runtime: RuntimeDep) -> Response:
         try:
             return await _authorize_verified_client(request, runtime, session, client, redirect_uri, repeated)
         except OAuthError as exc:
+            if client.origin == "dcr" and not await consents.approved_by_anyone(session, client.client_id):
+                url = error_response_url(
+                    runtime, redirect_uri, params.get("state"), exc.error, exc.description
+                )
+                return error_page(
+                    runtime.templates,
+                    400,
+                    "The application's request was refused",
+                    f"The request could not be completed: {exc.description} ({exc.error}). You were not sent "
+                    "back automatically because no one has approved this dynamically registered application "
+                    "yet; follow the link only if you trust it.",
+                    continue_url=url,
+                )
             return error_redirect(runtime, redirect_uri, params.get("state"), exc.error, exc.description, 302)
 
 
@@ -210,15 +233,15 @@ def _consent_page(
         dpop_jkt=approved.dpop_jkt,
     )
     upstream = runtime.upstream.display_name
-    cimd_host = urlsplit(client.client_id).hostname if client.origin == "cimd" else None
-    redirect_uri = approved.redirect_uri
+    cimd_host = shown_host(urlsplit(client.client_id).hostname or "") if client.origin == "cimd" else None
     response = render(
         runtime.templates,
         "consent.html",
         client_name=client.client_name or "An unnamed application",
         client_id=client.client_id,
+        client_origin=client.origin,
         client_host=cimd_host,
-        redirect_host=urlsplit(redirect_uri).netloc or redirect_uri.split(":", 1)[0] + ":",
+        redirect=redirect_target(approved.redirect_uri),
         localhost_only=all(is_loopback_redirect(uri) for uri in client.redirect_uris),
         previously_approved=previously_approved,
         resource=resource.resource,

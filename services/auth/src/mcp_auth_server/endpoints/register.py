@@ -31,7 +31,11 @@ async def register(request: Request, runtime: RuntimeDep) -> JSONResponse:
         document: Any = parse_json_text(body or b"null")
     except InvalidJson as exc:
         raise OAuthError("invalid_client_metadata", f"the request body must be JSON: {exc}") from None
-    metadata = parse_client_metadata(document, allow_loopback_jwks_uri=runtime.client_keys.allow_loopback)
+    metadata = parse_client_metadata(
+        document,
+        runtime.settings.auth_registration_allowed_schemes,
+        allow_loopback_jwks_uri=runtime.client_keys.allow_loopback,
+    )
     check_redirect_uris(runtime.settings, metadata.redirect_uris)
     async with transaction(runtime) as session:
         client, secret = create_client(

@@ -118,9 +118,17 @@ def error_redirect(
     status_code: int,
 ) -> RedirectResponse:
     """An error back to a verified client (RFC 6749 §4.1.2.1), with `state` and `iss` (RFC 9207 §2)."""
-    url = authorization_response_url(
+    return RedirectResponse(
+        error_response_url(runtime, redirect_uri, client_state, error, description), status_code=status_code
+    )
+
+
+def error_response_url(
+    runtime: Runtime, redirect_uri: str, client_state: str | None, error: str, description: str
+) -> str:
+    """The client's redirect URI carrying an error response (RFC 6749 §4.1.2.1, RFC 9207 §2)."""
+    return authorization_response_url(
         redirect_uri,
         runtime.settings.auth_issuer,
         {"error": error, "error_description": description, "state": client_state},
     )
-    return RedirectResponse(url, status_code=status_code)

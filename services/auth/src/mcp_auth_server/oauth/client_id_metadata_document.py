@@ -15,6 +15,8 @@ hazard, so (draft §6, and our own rules):
     `private_key_jwt`) negotiates to `none`, which is what it uses — unless its only method is
     `private_key_jwt` with its keys in the document (`jwks_uri` or `jwks`, draft §4.1): then it
     authenticates at /token with assertions signed by those keys (RFC 7523 §2.2).
+  * redirect URIs follow the registration rules (schemes included: AUTH_REGISTRATION_ALLOWED_SCHEMES),
+    and `client_uri`, `logo_uri`, `policy_uri`, `tos_uri` that are not https are dropped, as in RFC 7591.
 Refusals of a document are never cached; successes are cached per HTTP cache headers within bounds.
 """
 
@@ -26,6 +28,7 @@ import ipaddress
 import re
 import socket
 import ssl
+from collections.abc import Collection
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +43,7 @@ from mcp_auth_server.oauth.outbound_fetches import (
     HostFailure,
     OutboundFetches,
 )
+from mcp_auth_server.oauth.rfc7591_client_metadata import WEB_URI_FIELDS, web_uri
 from mcp_auth_server.oauth.rfc8252_redirect_uris import InvalidRedirectUri, check_registrable
 from mcp_auth_server.oauth.rfc8259_json import InvalidJson, parse_json_text
 from mcp_auth_server.oauth.special_use_addresses import is_allowed
@@ -141,9 +145,15 @@ async def resolve_once(
 
 class MetadataDocumentFetcher:
     def __init__(
-        self, *, allow_loopback: bool, ca_bundle: str | None = None, limits: FetchLimits = DEFAULT_LIMITS
+        self,
+        *,
+        allow_loopback: bool,
+        allowed_schemes: Collection[str],
+        ca_bundle: str | None = None,
+        limits: FetchLimits = DEFAULT_LIMITS,
     ) -> None:
         self._allow_loopback = allow_loopback
+        self._allowed_schemes = allowed_schemes
         self._fetches: OutboundFetches[ClientMetadataDocument] = OutboundFetches(limits)
         self._resolver = ThreadPoolExecutor(limits.resolver_threads, thread_name_prefix="document-dns")
         context = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else ssl.create_default_context()
@@ -212,7 +222,11 @@ class MetadataDocumentFetcher:
         except httpx.HTTPError as exc:
             raise HostFailure(f"{host} failed ({type(exc).__name__})") from None
         return parse_document(
-            client_id, bytes(body), max_age(cache_control), allow_loopback=self._allow_loopback
+            client_id,
+            bytes(body),
+            max_age(cache_control),
+            self._allowed_schemes,
+            allow_loopback=self._allow_loopback,
         )
 
 
@@ -228,7 +242,12 @@ def max_age(cache_control: str) -> int:
 
 
 def parse_document(
-    client_id: str, body: bytes, cache_seconds: int, *, allow_loopback: bool = False
+    client_id: str,
+    body: bytes,
+    cache_seconds: int,
+    allowed_schemes: Collection[str],
+    *,
+    allow_loopback: bool = False,
 ) -> ClientMetadataDocument:
     try:
         document = parse_json_text(body)
@@ -246,12 +265,15 @@ def parse_document(
         raise InvalidMetadataDocument("redirect_uris must be a non-empty list")
     for uri in uris:
         try:
-            check_registrable(uri)
+            check_registrable(uri, allowed_schemes)
         except InvalidRedirectUri as exc:
             raise InvalidMetadataDocument(str(exc)) from None
     name = document.get("client_name")
     if name is not None and (not isinstance(name, str) or len(name) > 200 or not name.isprintable()):
         raise InvalidMetadataDocument("client_name must be short printable text")
+    for field in WEB_URI_FIELDS:
+        if field in document and web_uri(document[field]) is None:
+            del document[field]  # e.g. a `javascript:` logo_uri: dropped, as at registration
     return ClientMetadataDocument(client_id, name, list(uris), document, cache_seconds, **keys)
 
 

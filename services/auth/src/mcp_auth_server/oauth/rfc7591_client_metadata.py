@@ -10,10 +10,16 @@ registered with it, since that scope is useless without the grant.
 A `private_key_jwt` client (RFC 7523 §2.2) registers its public keys: `jwks` (a JWK Set) or `jwks_uri`
 (where it publishes one), never both (RFC 7591 §2), and gets no secret. Private or symmetric key
 material in `jwks` is refused (oauth/client_jwks.py).
+
+`client_uri`, `logo_uri`, `policy_uri` and `tos_uri` are links a person may follow or an image their
+browser loads: anything but an https URL with a host (`javascript:`, `data:`, plain http) is dropped,
+not refused, like an unsupported grant type, and the response shows it was not registered. The same
+rule applies to client ID metadata documents (`web_uri`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -22,10 +28,25 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mcp_auth_server.oauth.client_jwks import InvalidJwksUri, check_jwks_uri, check_public_jwks
 from mcp_auth_server.oauth.errors import OAuthError
 from mcp_auth_server.oauth.rfc8252_redirect_uris import InvalidRedirectUri, check_registrable
-from mcp_auth_server.settings import is_loopback_host
 
 AuthMethod = Literal["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
 GRANT_TYPES = ("authorization_code", "refresh_token")  # what dynamically registered clients may use
+WEB_URI_FIELDS = ("client_uri", "logo_uri", "tos_uri", "policy_uri")
+
+
+def web_uri(value: object) -> str | None:
+    """`value` if it is an https URL with a host and no user information, else None (dropped)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return None
+    if parts.scheme != "https" or not parts.hostname or "@" in parts.netloc:
+        return None
+    if any(ch.isspace() or ord(ch) < 0x21 or ord(ch) == 0x7F for ch in value):
+        return None
+    return value
 
 
 class ClientMetadata(BaseModel):
@@ -85,15 +106,10 @@ class ClientMetadata(BaseModel):
             raise ValueError("jwks and jwks_uri are for private_key_jwt clients only")
         return self
 
-    @field_validator("client_uri", "logo_uri", "tos_uri", "policy_uri")
+    @field_validator(*WEB_URI_FIELDS)
     @classmethod
-    def _web_uri(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        parts = urlsplit(value)
-        if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname)):
-            return value
-        raise ValueError("must be an https URL")
+    def _https_or_dropped(cls, value: str | None) -> str | None:
+        return web_uri(value)
 
     @field_validator("client_name")
     @classmethod
@@ -103,8 +119,11 @@ class ClientMetadata(BaseModel):
         return value
 
 
-def parse_client_metadata(body: Any, *, allow_loopback_jwks_uri: bool = False) -> ClientMetadata:
-    """`allow_loopback_jwks_uri`: this server is on loopback, so an http loopback `jwks_uri` is fine."""
+def parse_client_metadata(
+    body: Any, allowed_schemes: Collection[str], *, allow_loopback_jwks_uri: bool = False
+) -> ClientMetadata:
+    """`allowed_schemes`: AUTH_REGISTRATION_ALLOWED_SCHEMES (oauth/rfc8252_private_use_schemes.py);
+    `allow_loopback_jwks_uri`: this server is on loopback, so an http loopback `jwks_uri` is fine."""
     if not isinstance(body, dict):
         raise OAuthError("invalid_client_metadata", "the request body must be a JSON object")
     uris = body.get("redirect_uris")
@@ -112,7 +131,7 @@ def parse_client_metadata(body: Any, *, allow_loopback_jwks_uri: bool = False) -
         raise OAuthError("invalid_redirect_uri", "redirect_uris must be a non-empty list")
     for uri in uris:
         try:
-            check_registrable(uri)
+            check_registrable(uri, allowed_schemes)
         except InvalidRedirectUri as exc:
             raise OAuthError("invalid_redirect_uri", str(exc)) from None
     try:

@@ -1,8 +1,9 @@
 """Redirect URIs: which may be registered, and exact matching at /authorize.
 
 Registration (RFC 7591 §2, RFC 8252 §7, OAuth 2.1 §2.3.1): https; http only on a loopback host;
-or a private-use scheme for native apps (`cursor://...`). Never a fragment, a wildcard, user
-information, or a scheme that runs code in the browser (`javascript:`, `data:`, ...).
+or a private-use scheme for native apps, reverse-DNS style or allow-listed by the operator
+(`cursor://...`; oauth/rfc8252_private_use_schemes.py). Never a fragment, a wildcard, user
+information, or a scheme the browser or the operating system handles (`javascript:`, `intent:`, ...).
 
 Matching (OAuth 2.1 §4.1.1, RFC 9700 §4.1.3): simple string comparison, except that for a
 loopback redirect the port may differ (RFC 8252 §7.3), because native apps listen on
@@ -14,24 +15,16 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Collection
 from urllib.parse import urlsplit, urlunsplit
 
+import idna
+
+from mcp_auth_server.oauth.rfc8252_private_use_schemes import scheme_problem
 from mcp_auth_server.oauth.special_use_addresses import is_public
 from mcp_auth_server.settings import is_loopback_host
 
 MAX_LENGTH = 2000
-FORBIDDEN_SCHEMES = {
-    "javascript",
-    "data",
-    "vbscript",
-    "file",
-    "about",
-    "blob",
-    "filesystem",
-    "ftp",
-    "ws",
-    "wss",
-}
 SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
 
 
@@ -39,7 +32,9 @@ class InvalidRedirectUri(ValueError):
     """The URI may not be registered as a redirect URI."""
 
 
-def check_registrable(uri: str) -> None:
+def check_registrable(uri: str, allowed_schemes: Collection[str] | None) -> None:
+    """Refuse `uri` as a redirect URI, saying why. `allowed_schemes`: private-use schemes without a period
+    that the operator accepts (AUTH_REGISTRATION_ALLOWED_SCHEMES); None for the operator's own clients."""
     if not isinstance(uri, str) or not uri or len(uri) > MAX_LENGTH:
         raise InvalidRedirectUri("redirect URIs must be non-empty strings of at most 2000 characters")
     if "#" in uri:
@@ -54,13 +49,18 @@ def check_registrable(uri: str) -> None:
     except ValueError:
         raise InvalidRedirectUri(f"{uri!r} is not a valid URI") from None
     scheme = parts.scheme.lower()
-    if not scheme or not SCHEME.match(scheme) or scheme in FORBIDDEN_SCHEMES:
+    if not scheme or not SCHEME.match(scheme):
         raise InvalidRedirectUri(f"{uri!r}: scheme {scheme or '(none)'!r} is not allowed")
+    problem = scheme_problem(scheme, allowed_schemes)
+    if problem:
+        raise InvalidRedirectUri(f"{uri!r}: {problem}")
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         raise InvalidRedirectUri(f"{uri!r}: user information is not allowed")
     if scheme == "https":
         if not parts.hostname:
             raise InvalidRedirectUri(f"{uri!r}: https redirect URIs need a host")
+        if not _browser_can_resolve(parts.hostname):
+            raise InvalidRedirectUri(f"{uri!r}: the host is not a valid internationalised domain name")
     elif scheme == "http":
         if not is_loopback_host(parts.hostname):
             raise InvalidRedirectUri(
@@ -69,6 +69,17 @@ def check_registrable(uri: str) -> None:
     elif "." not in scheme and parts.netloc == "" and not parts.path:
         # A private-use scheme needs something after it (RFC 8252 §7.1).
         raise InvalidRedirectUri(f"{uri!r}: a private-use redirect URI needs a path")
+
+
+def _browser_can_resolve(host: str) -> bool:
+    """An ASCII name, or one UTS #46 maps to punycode as browsers do (the form the consent page shows)."""
+    if host.isascii() and "xn--" not in host:
+        return True
+    try:
+        idna.decode(idna.encode(host, uts46=True))
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return False
+    return True
 
 
 def identity_assured(uri: str) -> bool:

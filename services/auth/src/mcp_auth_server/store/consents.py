@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +20,11 @@ async def standing(
     """The user's remembered consent for this client and resource, as the credential policy reads it."""
     consent = await _find(session, user_id, client_id, resource)
     return None if consent is None else ConsentStanding(frozenset(consent.scopes), consent.expires_at)
+
+
+async def approved_by_anyone(session: AsyncSession, client_id: str) -> bool:
+    """Whether any user has a remembered approval of this client (for any resource)."""
+    return bool(await session.scalar(select(exists().where(Consent.client_id == client_id))))
 
 
 async def remember(
