@@ -473,7 +473,6 @@ async def test_every_path_honours_the_event(
         w.idp_token = first.json()["access_token"]
         before = [
             await _introspecting_server_admits(w, w.tokens["access_token"]),
-            await _introspecting_server_admits(w, w.tokens["access_token"]),
             await _introspecting_server_admits(w, w.tokens["access_token"], w.keyed_resource_server),
             await present_an_id_jag_for_the_user(w) is Outcome.IDP_VOUCHES,
             await introspect_a_token_issued_on_an_id_jag(w) is Outcome.IDP_VOUCHES,
