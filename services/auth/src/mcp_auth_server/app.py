@@ -34,7 +34,7 @@ from mcp_auth_kit.rfc9449_dpop_proofs import DPoPProofVerifier
 from mcp_auth_kit.tracing import setup_tracing
 from mcp_auth_server import clock
 from mcp_auth_server.crypto.secret_box import SecretBox, derive_key
-from mcp_auth_server.db.engine import create_engine, create_session_factory
+from mcp_auth_server.db.engine import PoolOptions, create_engine, create_session_factory
 from mcp_auth_server.db.migrate import ensure_migrated
 from mcp_auth_server.db.statements import UNAVAILABLE_SQLSTATES
 from mcp_auth_server.db.tracing import trace_database
@@ -153,7 +153,7 @@ def _operator_port(app: FastAPI, settings: AuthSettings) -> OperatorPort | None:
 
 async def build_runtime(settings: AuthSettings) -> Runtime:
     """Everything request handlers share, from the settings: the database (migrated), keys, upstream."""
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, PoolOptions.from_settings(settings))
     trace_database(engine)
     await ensure_migrated(settings.database_url)
     sessions = create_session_factory(engine)
