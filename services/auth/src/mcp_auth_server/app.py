@@ -185,7 +185,11 @@ async def build_runtime(settings: AuthSettings) -> Runtime:
         upstream_token_box=SecretBox(secret, "upstream-token"),
         upstream_request_box=SecretBox(secret, "upstream-request"),
         cookies=CookiePolicy(settings.auth_issuer, secret),
-        clients=ClientResolver(_metadata_document_fetcher(settings), settings.auth_client_idle_days),
+        clients=ClientResolver(
+            _metadata_document_fetcher(settings),
+            settings.auth_client_idle_days,
+            settings.auth_client_cache_seconds,
+        ),
         rate_limits=RateLimits(settings),
         replay=replay,
         redis=redis,

@@ -4,7 +4,8 @@ An https client_id is resolved by fetching its document (oauth/client_id_metadat
 and kept as a `clients` row (origin `cimd`) until the document's cache lifetime ends; grants
 and codes refer to that row. Clients that registered themselves (DCR, CIMD) and have not been
 used for AUTH_CLIENT_IDLE_DAYS are forgotten, so a client like claude.ai, which registers
-again on 401 `invalid_client`, recovers by itself.
+again on 401 `invalid_client`, recovers by itself. Registered clients are read through a cache of a
+few seconds (store/client_cache.py, AUTH_CLIENT_CACHE_SECONDS).
 """
 
 from __future__ import annotations
@@ -20,15 +21,19 @@ from mcp_auth_server.oauth.client_id_metadata_document import (
     MetadataDocumentFetcher,
     is_metadata_document_client_id,
 )
+from mcp_auth_server.store.client_cache import ClientCache
 from mcp_auth_server.store.clients import get_client, read_client
 
 SELF_REGISTERED = ("dcr", "cimd")
 
 
 class ClientResolver:
-    def __init__(self, fetcher: MetadataDocumentFetcher | None, idle_days: int) -> None:
+    def __init__(
+        self, fetcher: MetadataDocumentFetcher | None, idle_days: int, cache_seconds: float = 0
+    ) -> None:
         self._fetcher = fetcher
         self._idle_seconds = idle_days * 86_400
+        self.cache = ClientCache(cache_seconds)
 
     async def aclose(self) -> None:
         if self._fetcher is not None:
@@ -47,7 +52,11 @@ class ClientResolver:
             if client is None or (client.metadata_expires_at or 0) <= now():
                 client = await self._store_document(session, client_id, client)
             return client
-        client = await read_client(session, client_id)
+        client = self.cache.get(client_id)
+        if client is None:
+            client = await read_client(session, client_id)
+            if client is not None:
+                self.cache.put(client)
         if client is not None and self._idle(client):
             await session.execute(delete(Client).where(Client.client_id == client_id))
             await session.commit()
