@@ -109,8 +109,15 @@ def create_app(settings: AuthSettings) -> FastAPI:
                 operator_port.stop()
 
     # The OpenAPI description and its browser are operator documents: on the metrics port, never public.
+    # FastAPI's own OpenTelemetry is off: tracing is mcp_auth_kit/tracing.py's (on with OTEL_* set), and
+    # FastAPI asking OpenTelemetry (which reads os.environ) whether to trace cost 6 % of a token.
     app = FastAPI(
-        title="MCP auth service", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
+        title="MCP auth service",
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     prefix = urlsplit(settings.auth_issuer).path
     app.include_router(health.router)
