@@ -120,6 +120,8 @@ def create_app(settings: AuthSettings) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     prefix = urlsplit(settings.auth_issuer).path
+    # First: the token endpoint as a plain Starlette route (endpoints/token.py says why).
+    app.router.routes.insert(0, token.fast_route(prefix))
     app.include_router(health.router)
     routers = [metadata, jwks, register, authorize, consent, callback, token, revoke, introspect]
     routers += [connected_apps, account_session]  # the user's own pages
