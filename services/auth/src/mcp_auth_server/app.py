@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -93,6 +94,9 @@ def create_app(settings: AuthSettings) -> FastAPI:
         operator_port = _operator_port(app, settings)  # first: a taken port fails before anything opens
         runtime = await build_runtime(settings)
         app.state.runtime = runtime
+        # What start-up built lives as long as the process: the collector need not scan it again.
+        gc.collect()
+        gc.freeze()
         reloader = asyncio.create_task(_reload_periodically(runtime))
         housekeeper = asyncio.create_task(prune_periodically(runtime.engine, settings))
         try:
