@@ -260,6 +260,16 @@ def print_table(targets: list[Target], grants: Sequence[str], figures: dict[str,
         f"ratio: against {targets[0].label}, the first variant; CPU ms per token: the server's own processes "
         "(svc) and the PostgreSQL backends of its database (PG)"
     )
+    peer = figures.get(f"client_credentials/{PEER}")
+    for target in targets if peer else ():
+        values = figures.get(f"client_credentials/{target.label}")
+        if target.label != PEER and values:
+            rate = values["per_s"] / peer["per_s"]
+            cpu = values["service_cpu_ms_per_token"] / peer["service_cpu_ms_per_token"]
+            print(
+                f"{target.label} / {PEER}, client_credentials: {rate:.2f}x the tokens/s (target >= 1.0x), "
+                f"{cpu:.2f}x the service CPU per token"
+            )
 
 
 async def seed(url: str, options: argparse.Namespace, grants: Sequence[str]) -> Workload:

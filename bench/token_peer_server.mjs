@@ -8,7 +8,12 @@ import Provider, { errors } from 'oidc-provider';
 import pg from 'pg';
 
 const { PEER_ISSUER, PEER_PORT, PEER_DATABASE_URL, PEER_RESOURCE, PEER_SCOPES, PEER_POOL_SIZE } = process.env;
-const pool = new pg.Pool({ connectionString: PEER_DATABASE_URL, max: Number(PEER_POOL_SIZE || 10) });
+// Connections are kept (idleTimeoutMillis 0), as `mcp-auth serve` keeps its pool: no churn on either side.
+const pool = new pg.Pool({
+  connectionString: PEER_DATABASE_URL,
+  max: Number(PEER_POOL_SIZE || 10),
+  idleTimeoutMillis: 0,
+});
 let clientReads = 0;
 
 // Clients come from the database on every request (the provider keeps only the validated schema,
