@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
@@ -23,7 +23,7 @@ from mcp_auth_server.settings import AuthSettings
 from mcp_testing.processes import venv_script
 
 from ..conftest import RESOURCE_A, TEST_SECRET, serve_in_process
-from ..flow import CALLBACK
+from ..flow import CALLBACK, approve_and_sign_in, browser_for, new_request, redeem
 from ..operator_clients import machine_client, runtime_of
 
 BOUND = 5
@@ -41,10 +41,10 @@ class MovableTime:
 
 
 @pytest.fixture
-def moved_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[MovableTime]:
+def moved_time(monkeypatch: pytest.MonkeyPatch) -> MovableTime:
     movable = MovableTime()
     monkeypatch.setattr(clock, "time", movable)
-    yield movable
+    return movable
 
 
 @pytest.fixture
@@ -122,15 +122,22 @@ async def test_redirect_uris_changed_by_another_process_apply_within_the_bound(
         *("clients", "add", "--public", "--name", "Desktop app", "--redirect-uri", CALLBACK, "--json"),
     )
     client_id = str(json.loads(created)["client_id"])
-    assert (await authorize(service, client_id, CALLBACK)).status_code == 302  # known: answered at it
+    first, second = new_request(client_id), new_request(client_id)
+    first_code = (await approve_and_sign_in(browser_for(service), first.url(), "desk"))["code"]
+    second_code = (await approve_and_sign_in(browser_for(service), second.url(), "desk"))["code"]
+    assert (await redeem(service, first, first_code)).status_code == 200  # the client's record is cached
     operator(
         service,
         *("clients", "add", "--public", "--update", "--client-id", client_id, "--name", "Desktop app"),
         *("--redirect-uri", OTHER_CALLBACK),
     )
-    moved_time.offset += BOUND
-    assert (await authorize(service, client_id, CALLBACK)).status_code == 400  # never redirected to
+    # /authorize reads the client afresh: never redirected to a URI no longer registered, at once.
+    assert (await authorize(service, client_id, CALLBACK)).status_code == 400
     assert (await authorize(service, client_id, OTHER_CALLBACK)).status_code == 302
+    moved_time.offset += BOUND
+    refused = await redeem(service, second, second_code)  # the code's redirect URI is checked again
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_grant"
 
 
 async def test_a_removal_made_in_this_process_is_seen_at_once(service: httpx.AsyncClient) -> None:

@@ -19,7 +19,10 @@ from mcp_auth_server.store.standings import client_standing
 
 async def authenticate_client(runtime: Runtime, session: AsyncSession, presented: PresentedClient) -> Client:
     try:
-        client = await runtime.clients.find(session, presented.client_id)
+        # A record at most AUTH_CLIENT_CACHE_SECONDS old. The grants write rows naming the client only
+        # after reading one that is deleted with it (a code, a refresh token's grant), so a client removed
+        # meanwhile never gets a row stored in its name; client_credentials is the documented bound.
+        client = await runtime.clients.find(session, presented.client_id, cached=True)
     except InvalidMetadataDocument as exc:
         raise invalid_client(f"the client metadata document was refused: {exc}") from None
     if client is None:

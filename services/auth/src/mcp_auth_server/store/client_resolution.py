@@ -4,8 +4,9 @@ An https client_id is resolved by fetching its document (oauth/client_id_metadat
 and kept as a `clients` row (origin `cimd`) until the document's cache lifetime ends; grants
 and codes refer to that row. Clients that registered themselves (DCR, CIMD) and have not been
 used for AUTH_CLIENT_IDLE_DAYS are forgotten, so a client like claude.ai, which registers
-again on 401 `invalid_client`, recovers by itself. Registered clients are read through a cache of a
-few seconds (store/client_cache.py, AUTH_CLIENT_CACHE_SECONDS).
+again on 401 `invalid_client`, recovers by itself. Client authentication at /token, /revoke and
+/introspect may read registered clients through a cache of a few seconds (store/client_cache.py,
+AUTH_CLIENT_CACHE_SECONDS); /authorize always reads them, since what it stores refers to the client.
 """
 
 from __future__ import annotations
@@ -39,11 +40,12 @@ class ClientResolver:
         if self._fetcher is not None:
             await self._fetcher.aclose()
 
-    async def find(self, session: AsyncSession, client_id: str) -> Client | None:
+    async def find(self, session: AsyncSession, client_id: str, *, cached: bool = False) -> Client | None:
         """The client, or None if unknown; InvalidMetadataDocument if its document is unacceptable.
 
         Uses the request's own session throughout: a second pooled connection per request
-        would deadlock a full pool.
+        would deadlock a full pool. `cached`: a registered client's record may come from the cache (at
+        most AUTH_CLIENT_CACHE_SECONDS old), for requests that only authenticate the client.
         """
         if is_metadata_document_client_id(client_id):
             if self._fetcher is None:
@@ -52,7 +54,7 @@ class ClientResolver:
             if client is None or (client.metadata_expires_at or 0) <= now():
                 client = await self._store_document(session, client_id, client)
             return client
-        client = self.cache.get(client_id)
+        client = self.cache.get(client_id) if cached else None
         if client is None:
             client = await read_client(session, client_id)
             if client is not None:
