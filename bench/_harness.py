@@ -336,13 +336,14 @@ class AuthService:
     issuer: str
     env: dict[str, str]
     workdir: str
+    command: tuple[str, ...] = ()  # how to run `mcp-auth` (default: this environment's)
 
     @property
     def port(self) -> int:
         return self.process.port
 
     def cli(self, *args: str) -> str:
-        return mcp_auth(self.env, self.workdir, *args)
+        return mcp_auth(self.env, self.workdir, *args, command=self.command)
 
     def machine_client(self, resource: str, scopes: Sequence[str]) -> tuple[str, str]:
         scope_args = [arg for scope in scopes for arg in ("--scope", scope)]
@@ -362,9 +363,9 @@ class AuthService:
         return created["client_id"], created["client_secret"]
 
 
-def mcp_auth(env: Mapping[str, str], workdir: str, *args: str) -> str:
+def mcp_auth(env: Mapping[str, str], workdir: str, *args: str, command: Sequence[str] = ()) -> str:
     completed = subprocess.run(
-        [venv_script("mcp-auth"), *args],
+        [*(command or [venv_script("mcp-auth")]), *args],
         env={**os.environ, **env},
         cwd=workdir,
         capture_output=True,
@@ -397,16 +398,20 @@ def auth_service(
     cpus: str | None = None,
     env: Mapping[str, str] | None = None,
     migrate: bool = True,
+    command: Sequence[str] = (),
 ) -> Iterator[AuthService]:
-    """`mcp-auth serve --workers N` on a free loopback port, its working directory a temporary one."""
+    """`mcp-auth serve --workers N` on a free loopback port, its working directory a temporary one.
+
+    `command` runs another checkout's `mcp-auth` (bench/token_compare.py); by default this environment's."""
     port = free_port()
     settings = {**auth_env(database_url, port, resources), **(env or {})}
+    executable = tuple(command) or (venv_script("mcp-auth"),)
     with tempfile.TemporaryDirectory(prefix="bench-auth-") as workdir:
         if migrate:
-            mcp_auth(settings, workdir, "migrate")
-        argv = pinned([venv_script("mcp-auth"), "serve", "--workers", str(workers)], cpus)
+            mcp_auth(settings, workdir, "migrate", command=executable)
+        argv = pinned([*executable, "serve", "--workers", str(workers)], cpus)
         with ServiceProcess(argv, port=port, env=settings, cwd=workdir, ready_timeout=60) as process:
-            yield AuthService(process, settings["AUTH_ISSUER"], settings, workdir)
+            yield AuthService(process, settings["AUTH_ISSUER"], settings, workdir, executable)
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -34,7 +35,7 @@ from mcp_auth_kit.rfc9449_dpop_proofs import DPoPProofVerifier
 from mcp_auth_kit.tracing import setup_tracing
 from mcp_auth_server import clock
 from mcp_auth_server.crypto.secret_box import SecretBox, derive_key
-from mcp_auth_server.db.engine import create_engine, create_session_factory
+from mcp_auth_server.db.engine import PoolOptions, create_engine, create_session_factory
 from mcp_auth_server.db.migrate import ensure_migrated
 from mcp_auth_server.db.statements import UNAVAILABLE_SQLSTATES
 from mcp_auth_server.db.tracing import trace_database
@@ -102,6 +103,9 @@ def create_app(settings: AuthSettings) -> FastAPI:
         operator_port = _operator_port(app, settings)  # first: a taken port fails before anything opens
         runtime = await build_runtime(settings)
         app.state.runtime = runtime
+        # What start-up built lives as long as the process: the collector need not scan it again.
+        gc.collect()
+        gc.freeze()
         reloader = asyncio.create_task(_reload_periodically(runtime))
         housekeeper = asyncio.create_task(prune_periodically(runtime.engine, settings))
         try:
@@ -121,10 +125,19 @@ def create_app(settings: AuthSettings) -> FastAPI:
                 operator_port.stop()
 
     # The OpenAPI description and its browser are operator documents: on the metrics port, never public.
+    # FastAPI's own OpenTelemetry is off: tracing is mcp_auth_kit/tracing.py's (on with OTEL_* set), and
+    # FastAPI asking OpenTelemetry (which reads os.environ) whether to trace cost 6 % of a token.
     app = FastAPI(
-        title="MCP auth service", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
+        title="MCP auth service",
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     prefix = urlsplit(settings.auth_issuer).path
+    # First: the token endpoint as a plain Starlette route (endpoints/token.py says why).
+    app.router.routes.insert(0, token.fast_route(prefix))
     app.include_router(health.router)
     routers = [metadata, jwks, register, authorize, consent, callback, token, revoke, introspect]
     routers += [connected_apps, account_session]  # the user's own pages
@@ -175,7 +188,7 @@ def _operator_port(app: FastAPI, settings: AuthSettings) -> OperatorPort | None:
 
 async def build_runtime(settings: AuthSettings) -> Runtime:
     """Everything request handlers share, from the settings: the database (migrated), keys, upstream."""
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, PoolOptions.from_settings(settings))
     trace_database(engine)
     await ensure_migrated(settings.database_url)
     sessions = create_session_factory(engine)
@@ -208,7 +221,10 @@ async def build_runtime(settings: AuthSettings) -> Runtime:
         upstream_request_box=SecretBox(secret, "upstream-request"),
         cookies=CookiePolicy(settings.auth_issuer, secret),
         clients=ClientResolver(
-            sessions, _metadata_document_fetcher(settings), settings.auth_client_idle_days
+            sessions,
+            _metadata_document_fetcher(settings),
+            settings.auth_client_idle_days,
+            settings.auth_client_cache_seconds,
         ),
         rate_limits=RateLimits(settings, rate_limit_store(settings)),
         replay=replay,

@@ -395,6 +395,25 @@ class AuthSettings(BaseSettings):
     "enterprise-idp", "user_claim": "email"}]` (every field of an entry: the table below), merged with those
     added by `mcp-auth issuers add` (this list wins). https only, except loopback http on a loopback issuer;
     an error names the entry and the field. Unset: none."""
+    # --- Token endpoint speed (issue 17): the database pool and the cache of client records ---
+    auth_database_pool_size: int = Field(default=20, ge=1, le=1000)
+    """PostgreSQL connections each worker process keeps open and reuses. Every replica holds up to
+    `workers x (AUTH_DATABASE_POOL_SIZE + AUTH_DATABASE_MAX_OVERFLOW)` connections: keep the sum over all
+    replicas (and `mcp-auth` commands, migrations, monitoring) below PostgreSQL's `max_connections`
+    (docs/deployment.md, Sizing the database pool)."""
+    auth_database_max_overflow: int = Field(default=0, ge=0, le=1000)
+    """Extra connections a worker may open beyond the pool in a burst; each is closed as soon as it is
+    returned, so a steady load above the pool opens a PostgreSQL session (a new backend) per request.
+    0: a request waits for a pooled connection instead (at most AUTH_DATABASE_POOL_TIMEOUT)."""
+    auth_database_pool_timeout: float = Field(default=5, gt=0, le=60)
+    """Seconds a request waits for a pooled connection before it is answered 503 with `Retry-After`."""
+    auth_database_pool_recycle: int = Field(default=3600, ge=0)
+    """Seconds after which a pooled connection is replaced when next taken (for proxies and firewalls that
+    cut long-lived connections); 0: never."""
+    auth_client_cache_seconds: float = Field(default=5, ge=0, le=60)
+    """How long each worker may reuse a client record read at `/token`, `/revoke` and `/introspect`
+    instead of reading it again: the most a change made elsewhere (another replica, the CLI) takes to be
+    seen, in seconds. A change made through this worker is seen at once. 0: read on every request."""
 
     _normalise_lists = field_validator(
         "auth_allowed_users",

@@ -5,8 +5,9 @@ statement sent with asyncpg (README → Benchmarks): most of a refresh. So the f
 refresh and code exchange runs are `Statement`s, kept in the store module each belongs to, in SQL
 that PostgreSQL and SQLite both accept, with `:name` parameters. `Sql` sends them on Postgres
 straight through the session's own asyncpg connection, inside the transaction the session holds,
-so they commit or roll back with everything else (the session's first statement goes through
-SQLAlchemy, which begins that transaction); on SQLite (`make dev`) through SQLAlchemy.
+so they commit or roll back with everything else: the session's first statement begins that
+transaction through SQLAlchemy's asyncpg adapter, as SQLAlchemy itself would, and the session's
+COMMIT or ROLLBACK ends it; on SQLite (`make dev`) through SQLAlchemy.
 
 JSON columns travel as text: list and dict parameters are encoded here, and the columns a
 statement names in `json_columns` are decoded from its rows.
@@ -75,9 +76,12 @@ class Statement:
 class Sql:
     """Runs `Statement`s on a session's connection; get one with `await Sql.of(session)`."""
 
-    def __init__(self, connection: AsyncConnection, driver: asyncpg.Connection | None) -> None:
+    def __init__(
+        self, connection: AsyncConnection, driver: asyncpg.Connection | None, adapter: Any = None
+    ) -> None:
         self._connection = connection
         self._driver = driver
+        self._adapter = adapter  # SQLAlchemy's asyncpg adapter of `driver`, which tracks its transaction
 
     @classmethod
     async def of(cls, session: AsyncSession) -> Sql:
@@ -86,11 +90,12 @@ class Sql:
         if known is not None and not (known._connection.closed or known._connection.invalidated):
             return known
         connection = await session.connection()
-        driver = None
+        driver = adapter = None
         if connection.dialect.driver == "asyncpg":
-            driver = (await connection.get_raw_connection()).driver_connection
+            raw = await connection.get_raw_connection()
+            driver, adapter = raw.driver_connection, raw.dbapi_connection
             assert isinstance(driver, asyncpg.Connection)
-        session.info[_SESSION_KEY] = sql = cls(connection, driver)
+        session.info[_SESSION_KEY] = sql = cls(connection, driver, adapter)
         return sql
 
     async def row(self, statement: Statement, **params: Any) -> dict[str, Any] | None:
@@ -99,10 +104,13 @@ class Sql:
 
     async def rows(self, statement: Statement, **params: Any) -> list[dict[str, Any]]:
         values = {name: _encode(value) for name, value in params.items()}
-        if self._driver is not None and (statement.outside_transaction or self._driver.is_in_transaction()):
+        driver = self._driver
+        if driver is not None and not (statement.outside_transaction or driver.is_in_transaction()):
+            await self._begin()
+        if driver is not None and (statement.outside_transaction or driver.is_in_transaction()):
             found = await self._fetch(statement, [values[name] for name in statement._names])
         else:
-            # SQLite; or on Postgres the session's first statement, with which SQLAlchemy sends BEGIN.
+            # SQLite; or on Postgres a first statement when the adapter could not begin (see _begin).
             clause = statement._text if self._driver is None else statement._postgres_text
             result = await self._connection.execute(clause, values)
             found = [dict(row._mapping) for row in result] if result.returns_rows else []
@@ -126,6 +134,21 @@ class Sql:
                 await self.execute(statement, **{name: params[name] for name in statement._names})
         else:
             await self.execute(_together(statements), **params)
+
+    async def _begin(self) -> None:
+        """BEGIN the session's transaction the way SQLAlchemy's asyncpg adapter does before its first
+        statement, so that the session's COMMIT or ROLLBACK ends it: sending the first statement through
+        SQLAlchemy instead costs about 140 µs more CPU (docs/benchmarks.md). The adapter's hooks are
+        private; should a SQLAlchemy release drop them, the first statement goes through SQLAlchemy again."""
+        start = getattr(self._adapter, "_start_transaction", None)
+        if start is None or getattr(self._adapter, "_transaction", True) is not None:
+            return
+        try:
+            await start()
+        except Exception as error:  # the adapter's own (PEP 249) errors: the connection failed
+            with contextlib.suppress(DBAPIError):
+                await self._connection.exec_driver_sql("SELECT 1")  # SQLAlchemy finds it dead, drops it
+            raise OperationalError("BEGIN", None, error) from error
 
     async def _fetch(self, statement: Statement, args: list[Any]) -> list[dict[str, Any]]:
         assert self._driver is not None

@@ -33,8 +33,16 @@ async def transaction(runtime: Runtime) -> AsyncIterator[AsyncSession]:
             yield session
         except (OAuthError, CredentialRefused) as refusal:
             if refusal.persist:
-                await session.commit()
+                await _commit(session)
             raise
+        await _commit(session)
+
+
+async def _commit(session: AsyncSession) -> None:
+    # A request that neither read, wrote nor added anything (a client_credentials token from a cached
+    # client record) has nothing to commit: SQLAlchemy would still begin and commit an empty session
+    # transaction, a twentieth of such a request's CPU.
+    if session.in_transaction() or session.new or session.dirty or session.deleted:
         await session.commit()
 
 

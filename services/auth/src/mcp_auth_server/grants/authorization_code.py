@@ -33,7 +33,7 @@ from mcp_auth_server.policy.question import Path, Question
 from mcp_auth_server.runtime import Runtime
 from mcp_auth_server.store import audit
 from mcp_auth_server.store.authorization_codes import Produced, redeem
-from mcp_auth_server.store.grants import add_grant, add_refresh_token
+from mcp_auth_server.store.grants import NewGrant, add_grant, add_grant_with_refresh_token
 from mcp_auth_server.store.revocation import revoke_access_token, revoke_grants
 from mcp_auth_server.store.standings import client_standing
 from mcp_auth_server.store.users import public_profile
@@ -89,20 +89,22 @@ async def exchange_code(
     except CredentialRefused as refused:
         raise refused.oauth_error() from None
 
-    offline = OFFLINE_ACCESS in stored.scopes
-    sql = await Sql.of(session)
-    grant_id = await add_grant(
-        sql,
+    grant = NewGrant(
         grant_id=produced.grant_id,
         user_id=stored.user_id,
         client_id=client.client_id,
         resource=stored.resource,
         scopes=stored.scopes,
         auth_time=stored.auth_time,
-        lifetime=settings.auth_refresh_token_ttl if offline else settings.auth_access_token_ttl,
-        generation=1 if offline else 0,
         dpop_jkt=request.dpop_jkt,
     )
+    sql = await Sql.of(session)
+    refresh: str | None = None
+    if OFFLINE_ACCESS in stored.scopes:
+        ttl = settings.auth_refresh_token_ttl
+        grant_id, refresh = await add_grant_with_refresh_token(sql, **grant, lifetime=ttl)
+    else:
+        grant_id = await add_grant(sql, **grant, lifetime=settings.auth_access_token_ttl)
     access = issue_access_token(
         runtime.keyring.signer(),
         issuer=settings.auth_issuer,
@@ -117,7 +119,6 @@ async def exchange_code(
         jti=produced.access_token_jti,
         dpop_jkt=request.dpop_jkt,
     )
-    refresh = await add_refresh_token(sql, grant_id, 1, stored.scopes) if offline else None
     return TokenResult.of(access, stored.scopes, refresh)
 
 

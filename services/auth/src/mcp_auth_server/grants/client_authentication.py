@@ -71,8 +71,12 @@ async def look_up_client(
         raise invalid_client(f"the client metadata document was refused: {exc}") from None
 
 
-async def find_client(runtime: Runtime, session: AsyncSession, lookup: ClientLookup) -> Client:
-    client = await runtime.clients.find(session, lookup)
+async def find_client(
+    runtime: Runtime, session: AsyncSession, lookup: ClientLookup, *, cached: bool = False
+) -> Client:
+    """`cached`: a registered client's record may be up to AUTH_CLIENT_CACHE_SECONDS old
+    (store/client_cache.py)."""
+    client = await runtime.clients.find(session, lookup, cached=cached)
     if client is None:
         raise _persisting(invalid_client("unknown client"))
     return client
@@ -178,7 +182,10 @@ async def authenticate_client(
     `prove_client_assertion`, which names the client when a workload token stood in for it), or nothing
     for `none`. What it changed (a fetched document stored, an idle client forgotten) is kept even when
     the client is then refused."""
-    client = await find_client(runtime, session, lookup)
+    # A record at most AUTH_CLIENT_CACHE_SECONDS old. The grants write rows naming the client only after
+    # reading one that is deleted with it (a code, a refresh token's grant), so a client removed meanwhile
+    # never gets a row stored in its name; client_credentials is the documented bound.
+    client = await find_client(runtime, session, lookup, cached=True)
     try:
         check_client_method(presented, client.token_endpoint_auth_method)
         if presented.method == PRIVATE_KEY_JWT:

@@ -24,6 +24,11 @@ def _expiring(tokens: UpstreamTokens) -> bool:
     return tokens.expires_at is not None and tokens.expires_at - now() < RENEW_MARGIN_SECONDS
 
 
+def renewal_due(tokens: UpstreamTokens | None) -> bool:
+    """Whether `fresh_upstream_tokens` would renew these tokens (they expire soon and can be renewed)."""
+    return tokens is not None and tokens.refresh_token is not None and _expiring(tokens)
+
+
 async def fresh_upstream_tokens(
     runtime: Runtime, session: AsyncSession, linked: UpstreamIdentity
 ) -> UpstreamTokens | None:
@@ -34,11 +39,11 @@ async def fresh_upstream_tokens(
     """
     box = runtime.upstream_token_box
     tokens = upstream_tokens(linked, box)
-    if tokens is None or tokens.refresh_token is None or not _expiring(tokens):
+    if not renewal_due(tokens):
         return tokens
     await session.refresh(linked, with_for_update=True)  # another request may have just renewed it
     tokens = upstream_tokens(linked, box)
-    if tokens is None or tokens.refresh_token is None or not _expiring(tokens):
+    if tokens is None or not renewal_due(tokens):
         return tokens
     renewed = await runtime.upstream.refresh(tokens)
     store_upstream_tokens(linked, renewed, box)

@@ -17,12 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_auth_server.clock import now
 from mcp_auth_server.db.models import UpstreamIdentity
-from mcp_auth_server.grants.upstream_refresh import fresh_upstream_tokens
+from mcp_auth_server.grants.upstream_refresh import fresh_upstream_tokens, renewal_due
 from mcp_auth_server.oauth.errors import temporarily_unavailable
 from mcp_auth_server.policy.credentials import CredentialPolicy, CredentialRefused, Refusal
 from mcp_auth_server.runtime import Runtime
 from mcp_auth_server.store.revocation import deprovision
 from mcp_auth_server.store.standings import UserStanding
+from mcp_auth_server.store.users import mark_checked, read_identity, upstream_tokens
 from mcp_auth_server.upstreams.base import AccessDenied, Identity, UpstreamRejected, UpstreamUnavailable
 
 
@@ -49,13 +50,18 @@ class UpstreamAdmission:
 
     async def _ask_upstream(self, user: UserStanding) -> None:
         runtime, session = self._runtime, self._session
-        linked = await session.get(UpstreamIdentity, user.identity_id)
-        if linked is None:
+        assert user.identity_id is not None  # still_admitted refused a user without one
+        # Read with a plain statement; only tokens about to be renewed need the identity as a row of the
+        # session (locked, changed, flushed with the request's transaction).
+        found = await read_identity(session, user.identity_id)
+        if found is None:
             await self._refuse(user.id, "their upstream identity is gone")
-        stored = linked.access_token_encrypted
+        tokens = upstream_tokens(found, runtime.upstream_token_box)
+        linked = await session.get(UpstreamIdentity, found.id) if renewal_due(tokens) else None
         try:
-            tokens = await fresh_upstream_tokens(runtime, session, linked)
-            identity = Identity(provider=linked.provider, subject=linked.subject, tokens=tokens)
+            if linked is not None:
+                tokens = await fresh_upstream_tokens(runtime, session, linked)
+            identity = Identity(provider=found.provider, subject=found.subject, tokens=tokens)
             await runtime.upstream.check_access(identity)
         except (AccessDenied, UpstreamRejected) as exc:
             await self._refuse(user.id, str(exc))
@@ -65,9 +71,9 @@ class UpstreamAdmission:
                 f"{name} is unavailable to confirm the user's access: {exc}",
                 # Tokens renewed before the failure are kept: a provider that rotates refresh tokens
                 # has already retired the old one, and the next re-check would be refused with it.
-                persist=linked.access_token_encrypted != stored,
+                persist=linked is not None and linked.access_token_encrypted != found.access_token_encrypted,
             ) from None
-        linked.checked_at = now()
+        await mark_checked(session, found.id)
 
     async def _refuse(self, user_id: str, reason: str) -> NoReturn:
         await deprovision(self._session, user_id, "upstream_access_lost", reason=reason)

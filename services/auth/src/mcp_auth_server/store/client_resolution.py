@@ -12,6 +12,9 @@ fetched (a slow host named by many requests would otherwise empty the pool for e
 reads the stored row in a short session of its own, closed before fetching, and fetches only if
 that row is missing or expired; `find(session, lookup)` then runs inside the request's one
 transaction and stores what was fetched there, committed with the rest of the request at the edge.
+Client authentication at /token, /revoke and /introspect may read registered clients through a
+cache of a few seconds (store/client_cache.py, AUTH_CLIENT_CACHE_SECONDS); /authorize always reads
+them, since what it stores refers to the client.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from mcp_auth_server.oauth.client_id_metadata_document import (
     MetadataDocumentFetcher,
     is_metadata_document_client_id,
 )
+from mcp_auth_server.store.client_cache import ClientCache
 from mcp_auth_server.store.clients import get_client, read_client, storable_client_id
 
 SELF_REGISTERED = ("dcr", "cimd")
@@ -49,10 +53,12 @@ class ClientResolver:
         sessions: async_sessionmaker[AsyncSession],
         fetcher: MetadataDocumentFetcher | None,
         idle_days: int,
+        cache_seconds: float = 0,
     ) -> None:
         self._sessions = sessions
         self._fetcher = fetcher
         self._idle_seconds = idle_days * 86_400
+        self.cache = ClientCache(cache_seconds)
 
     async def aclose(self) -> None:
         if self._fetcher is not None:
@@ -75,16 +81,24 @@ class ClientResolver:
             return ClientLookup(client_id)
         return ClientLookup(client_id, await self._fetcher.fetch(client_id))
 
-    async def find(self, session: AsyncSession, lookup: ClientLookup) -> Client | None:
+    async def find(
+        self, session: AsyncSession, lookup: ClientLookup, *, cached: bool = False
+    ) -> Client | None:
         """The client, or None if unknown or forgotten (idle). Changes only the request's own
-        transaction (a fetched document stored, an idle client deleted); never commits."""
+        transaction (a fetched document stored, an idle client deleted); never commits. `cached`: a
+        registered client's record may come from the cache (at most AUTH_CLIENT_CACHE_SECONDS old), for
+        requests that only authenticate the client."""
         client_id = lookup.client_id
         if lookup.document is not None:
             return await self._store_document(session, lookup.document)
         if is_metadata_document_client_id(client_id):
             # Fresh when look_up() read it; one that expired since is still served for this request.
             return await get_client(session, client_id)
-        client = await read_client(session, client_id)
+        client = self.cache.get(client_id) if cached else None
+        if client is None:
+            client = await read_client(session, client_id)
+            if client is not None:
+                self.cache.put(client)
         if client is not None and self._idle(client):
             await session.execute(delete(Client).where(Client.client_id == client_id))
             return None

@@ -11,6 +11,7 @@ from mcp_auth_server.clock import now
 from mcp_auth_server.crypto.opaque_tokens import hash_secret, new_secret
 from mcp_auth_server.db.models import Client
 from mcp_auth_server.db.statements import Sql, Statement, columns, json_columns_of
+from mcp_auth_server.store.client_cache import LAST_USE_ONLY
 
 PUBLIC = "none"
 PRIVATE_KEY_JWT = "private_key_jwt"  # authenticates with its registered keys (RFC 7523 §2.2), no secret
@@ -107,7 +108,8 @@ async def touch(session: AsyncSession, client: Client) -> None:
     """Record use at most once a minute per client, so hot paths do not write on every call.
 
     The row just read says whether a minute has passed: then no statement is sent at all. The
-    UPDATE keeps the condition, so replicas racing on one client still write once."""
+    UPDATE keeps the condition, so replicas racing on one client still write once. The record read (it
+    may be a cached one: store/client_cache.py) says so too from now on."""
     moment = now()
     if client.last_used_at is not None and client.last_used_at >= moment - 60:
         return
@@ -116,7 +118,9 @@ async def touch(session: AsyncSession, client: Client) -> None:
         .where(Client.client_id == client.client_id)
         .where((Client.last_used_at.is_(None)) | (Client.last_used_at < moment - 60))
         .values(last_used_at=moment)
+        .execution_options(**{LAST_USE_ONLY: True})
     )
+    client.last_used_at = moment
 
 
 async def find_workload_client(session: AsyncSession, issuer: str, subject: str) -> Client | None:

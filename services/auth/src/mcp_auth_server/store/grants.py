@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -53,6 +53,46 @@ ADD_REFRESH_TOKEN = Statement(
 )
 
 
+class NewGrant(TypedDict):
+    """What a grant is made of (`add_grant`, `add_grant_with_refresh_token`), but its lifetime."""
+
+    grant_id: str | None
+    user_id: str | None
+    client_id: str
+    resource: str
+    scopes: list[str]
+    auth_time: int | None
+    dpop_jkt: str | None
+
+
+def _grant_row(
+    *,
+    user_id: str | None,
+    client_id: str,
+    resource: str,
+    scopes: list[str],
+    auth_time: int | None,
+    lifetime: int,
+    grant_id: str | None,
+    generation: int,
+    dpop_jkt: str | None,
+) -> dict[str, Any]:
+    """ADD_GRANT's parameters."""
+    moment = now()
+    return dict(
+        id=grant_id or str(uuid.uuid4()),
+        user_id=user_id,
+        client_id=client_id,
+        resource=resource,
+        scopes=scopes,
+        auth_time=auth_time,
+        moment=moment,
+        expires_at=moment + lifetime,
+        generation=generation,
+        dpop_jkt=dpop_jkt,
+    )
+
+
 async def add_grant(
     sql: Sql,
     *,
@@ -67,22 +107,51 @@ async def add_grant(
     dpop_jkt: str | None = None,
 ) -> str:
     """Insert a grant; its id."""
-    grant_id = grant_id or str(uuid.uuid4())
-    moment = now()
-    await sql.execute(
-        ADD_GRANT,
-        id=grant_id,
+    row = _grant_row(
         user_id=user_id,
         client_id=client_id,
         resource=resource,
         scopes=scopes,
         auth_time=auth_time,
-        moment=moment,
-        expires_at=moment + lifetime,
+        lifetime=lifetime,
+        grant_id=grant_id,
         generation=generation,
         dpop_jkt=dpop_jkt,
     )
-    return grant_id
+    await sql.execute(ADD_GRANT, **row)
+    return str(row["id"])
+
+
+async def add_grant_with_refresh_token(
+    sql: Sql,
+    *,
+    user_id: str | None,
+    client_id: str,
+    resource: str,
+    scopes: list[str],
+    auth_time: int | None,
+    lifetime: int,
+    grant_id: str | None = None,
+    dpop_jkt: str | None = None,
+) -> tuple[str, str]:
+    """Insert a grant with its family's first refresh token (generation 1) in one round trip (on
+    Postgres one statement: the foreign key is checked at its end); the grant's id and the token in clear."""
+    row = _grant_row(
+        user_id=user_id,
+        client_id=client_id,
+        resource=resource,
+        scopes=scopes,
+        auth_time=auth_time,
+        lifetime=lifetime,
+        grant_id=grant_id,
+        generation=1,
+        dpop_jkt=dpop_jkt,
+    )
+    token = new_secret()
+    await sql.execute_together(
+        ADD_GRANT, ADD_REFRESH_TOKEN, **row, grant_id=row["id"], token_hash=hash_secret(token)
+    )
+    return str(row["id"]), token
 
 
 async def add_refresh_token(sql: Sql, grant_id: str, generation: int, scopes: list[str]) -> str:
