@@ -23,7 +23,7 @@ from mcp_testing.workload_issuer import WorkloadIssuerStandIn
 
 from ..conftest import ISSUER, RESOURCE_A, RESOURCE_B
 from ..federation import JWT_BEARER, Federation, enterprise_client, federation
-from ..flow import Database, all_rows, execute
+from ..flow import Database, all_rows, execute, token_claims
 from ..operator_clients import add_client, runtime_of
 
 
@@ -246,3 +246,27 @@ async def test_an_id_jag_for_a_removed_client_is_refused(fed: Federation, databa
     response = await fed.present(grant)
     assert response.status_code == 401, response.text
     assert refused(response.json(), "invalid_client")
+
+
+async def test_an_id_jag_with_an_unverified_email_does_not_take_over_the_user_with_that_email(
+    fed: Federation, database: Database
+) -> None:
+    """OpenID Connect Core §5.1 `email_verified`: an address the IdP has not verified is anyone's claim.
+    Linking the existing user who signed in (through our upstream) with that address would hand their
+    account to whoever typed it at the IdP; only `email_verified: true` links."""
+    async with database() as session:
+        session.add(User(id="victim", login="victim", email="victim@acme.example", created_at=1))
+        session.add(User(id="dave", login="dave", email="dave@acme.example", created_at=1))
+        await session.commit()
+    for n, unverified in enumerate((None, "false", 0)):  # None: the claim is absent
+        grant = fed.id_jag(sub=f"mallory-{n}", email="victim@acme.example", email_verified=unverified)
+        response = await fed.present(grant)
+        if response.status_code == 200:
+            claims = await token_claims(fed.client, response.json()["access_token"])
+            assert claims["sub"] != "victim", unverified
+        else:
+            assert refused(response.json(), "invalid_grant"), response.text
+    # The control: an address the IdP verified (the default here) still links.
+    verified = await fed.present(fed.id_jag(sub="dave-at-idp", email="dave@acme.example"))
+    assert verified.status_code == 200, verified.text
+    assert (await token_claims(fed.client, verified.json()["access_token"]))["sub"] == "dave"

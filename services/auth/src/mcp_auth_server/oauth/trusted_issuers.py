@@ -103,7 +103,7 @@ class TrustedIssuerConfig(BaseModel):
     """enterprise-idp: the ID-JAG claim that identifies the user here (`sub`, or `email`)."""
     link_by_email: bool = True
     """enterprise-idp: a user seen for the first time is linked to the existing user with the same email
-    (the IdP vouches for it; `email_verified: false` is never linked)."""
+    (only an address the IdP marks `email_verified: true`; any other is never linked)."""
     create_users: bool = True
     """enterprise-idp: a user neither pinned nor linked is created (just-in-time provisioning); false refuses
     them with `invalid_grant`."""
