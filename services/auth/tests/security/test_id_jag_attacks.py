@@ -270,3 +270,24 @@ async def test_an_id_jag_with_an_unverified_email_does_not_take_over_the_user_wi
     verified = await fed.present(fed.id_jag(sub="dave-at-idp", email="dave@acme.example"))
     assert verified.status_code == 200, verified.text
     assert (await token_claims(fed.client, verified.json()["access_token"]))["sub"] == "dave"
+
+
+async def test_an_id_jag_without_scopes_cannot_be_widened_to_scopes_the_idp_never_granted(
+    fed: Federation,
+) -> None:
+    """The IdP's ID-JAG stands for the user's consent; one that carries no `scope` granted none in
+    particular. The client may then have the resource's default scopes (RFC 6749 §3.3), never pick any
+    scope it likes: here `github:repos`, which would let it exchange the token for the user's GitHub
+    token (the resource's upstream_token_scope)."""
+
+    def unscoped() -> str:
+        return fed.id_jag(scope=None, sub="erin-at-idp", email="erin@acme.example")
+
+    response = await fed.present(unscoped(), scope="mcp:tools github:repos")
+    assert refused(response.json(), "invalid_scope"), response.text
+    response = await fed.present(unscoped(), scope="github:repos")
+    assert refused(response.json(), "invalid_scope"), response.text
+    # The control: the resource's defaults (mcp:tools).
+    defaults = await fed.present(unscoped())
+    assert defaults.status_code == 200, defaults.text
+    assert defaults.json()["scope"] == "mcp:tools"
