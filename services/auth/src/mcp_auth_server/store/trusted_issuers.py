@@ -73,6 +73,13 @@ class TrustedIssuerRegistry:
         if time.monotonic() - self._loaded_at > self.RELOAD_SECONDS:
             await self.load()
 
+    async def current(self, session: AsyncSession, issuer: str) -> TrustedIssuerConfig | None:
+        """`get`, reloaded first with the request's own session if stale: for checks made inside a
+        transaction (whether a token's IdP is still trusted), which must not take a second connection."""
+        if time.monotonic() - self._loaded_at > self.RELOAD_SECONDS:
+            await self.load(session)
+        return self.get(issuer)
+
     def all(self) -> list[TrustedIssuerConfig]:
         return sorted(self._by_issuer.values(), key=lambda config: config.issuer)
 
