@@ -291,3 +291,22 @@ async def test_an_id_jag_without_scopes_cannot_be_widened_to_scopes_the_idp_neve
     defaults = await fed.present(unscoped())
     assert defaults.status_code == 200, defaults.text
     assert defaults.json()["scope"] == "mcp:tools"
+
+
+async def test_an_unverified_email_is_not_an_identity_when_the_idp_identifies_users_by_email(
+    fed: Federation,
+) -> None:
+    """With `user_claim: email` the address *is* the person's identity here: an ID-JAG whose address the
+    IdP has not verified (OpenID Connect Core §5.1, §5.7: email is not a stable identifier unless
+    verified) must not speak for the user already known by that address, pinned or linked."""
+    known = await fed.present(fed.id_jag(sub="grace-at-idp", email="grace@acme.example"))
+    assert known.status_code == 200, known.text
+    grace = (await token_claims(fed.client, known.json()["access_token"]))["sub"]
+    for unverified in (None, False, "false"):
+        grant = fed.id_jag(sub="mallory-at-idp", email="grace@acme.example", email_verified=unverified)
+        response = await fed.present(grant)
+        if response.status_code == 200:
+            claims = await token_claims(fed.client, response.json()["access_token"])
+            assert claims["sub"] != grace, unverified
+        else:
+            assert refused(response.json(), "invalid_grant"), response.text

@@ -100,7 +100,8 @@ class TrustedIssuerConfig(BaseModel):
     """A display name for audit events and listings. Unset: the issuer URL."""
     # enterprise-idp
     user_claim: Literal["sub", "email"] = "sub"
-    """enterprise-idp: the ID-JAG claim that identifies the user here (`sub`, or `email`)."""
+    """enterprise-idp: the ID-JAG claim that identifies the user here (`sub`, or `email`, which counts only
+    with `email_verified: true`)."""
     link_by_email: bool = True
     """enterprise-idp: a user seen for the first time is linked to the existing user with the same email
     (only an address the IdP marks `email_verified: true`; any other is never linked)."""

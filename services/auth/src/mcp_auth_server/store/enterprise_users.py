@@ -54,6 +54,10 @@ async def enterprise_user(
     value = claims.get(idp.user_claim)
     if not isinstance(value, str) or not value or len(value) > 255:
         raise UnmappedUser(f"the assertion has no usable {idp.user_claim} claim to identify the user")
+    if idp.user_claim == "email" and _verified_email(claims) is None:
+        # OpenID Connect Core §5.7: an address identifies a person only once the IdP has verified it;
+        # otherwise whoever typed it would be the user pinned or linked to it.
+        raise UnmappedUser("the IdP has not verified the email that identifies the user (email_verified)")
     provider = provider_of(idp.issuer)
     pinned = idp.pinned_users.get(value)
     if pinned is not None:
