@@ -14,6 +14,8 @@ host refused at once afterwards.
 from __future__ import annotations
 
 import asyncio
+import gzip
+import json
 import time
 from collections.abc import Callable, Iterator
 
@@ -27,8 +29,9 @@ from mcp_testing.document_host import Answer, DocumentHost
 from mcp_testing.tls import ServerCertificate, make_certificates
 
 from ..client_assertions import ClientKey, assertion_form
-from ..conftest import ISSUER, serve_in_process
+from ..conftest import ISSUER, RESOURCE_A, serve_in_process
 from ..flow import CALLBACK
+from ..operator_clients import key_client
 
 ATTACKERS = 8
 DEADLINE = 3.0
@@ -121,3 +124,33 @@ async def test_a_slow_jwks_uri_host_cannot_hold_token_requests_for_ever(
         assert response.status_code == 401, response.text
         assert len(documents.requests) == asked
         assert seconds < DEADLINE
+
+
+async def test_a_compressed_jwk_set_is_held_to_the_size_limit_once_decompressed(
+    make_settings: Callable[..., AuthSettings], certificates: ServerCertificate
+) -> None:
+    """A gzip body of a few KB inflates to megabytes: the 64 KB limit on a JWK Set counts what is parsed,
+    not what crossed the wire (a compression bomb per fetch, 32 fetches at once, is gigabytes)."""
+    documents = DocumentHost()
+    key = ClientKey()
+    bomb = json.dumps({**key.jwks, "padding": " " * 5_000_000}).encode()
+    documents.answers["/bomb.json"] = Answer(
+        body=gzip.compress(bomb), headers={"content-type": "application/json", "content-encoding": "gzip"}
+    )
+    app = create_app(make_settings(auth_client_metadata_ca_bundle=certificates.ca_file))
+    with BackgroundServer(documents, tls=certificates) as server:
+        base = server.base_url.replace("127.0.0.1", "localhost")
+        async with serve_in_process(app) as client:
+            client_id = await key_client(
+                client,
+                jwks_uri=f"{base}/bomb.json",
+                allowed_resources=[RESOURCE_A],
+                allowed_scopes=["mcp:tools"],
+            )
+            form = {"grant_type": "client_credentials", "resource": RESOURCE_A}
+            response = await client.post(
+                "/token", data={**form, **assertion_form(key.assertion(client_id, ISSUER))}
+            )
+            assert response.status_code == 401, response.text
+            assert response.json()["error"] == "invalid_client"
+            assert "/bomb.json" in documents.requests

@@ -109,19 +109,23 @@ class _PinnedTransport(httpx.AsyncBaseTransport):
         except InvalidMetadataDocument as exc:
             raise httpx.ConnectError(str(exc), request=request) from None
         request.headers["Host"] = request.url.netloc.decode("ascii")
+        # The size limit counts what is parsed: a compressed body of a few KB can inflate to gigabytes.
+        request.headers["Accept-Encoding"] = "identity"
         request.url = request.url.copy_with(host=addresses[0])
         request.extensions = {**request.extensions, "sni_hostname": host}
         try:
             response = await self._inner.handle_async_request(request)
             try:
+                if response.headers.get("content-encoding", "identity").lower() != "identity":
+                    raise _Unreadable("the JWK Set came compressed though identity was asked for")
                 body = bytearray()
                 async for chunk in response.stream:  # type: ignore[union-attr]
                     body += chunk
                     if len(body) > MAX_JWKS_BYTES:
-                        raise _TooLarge(f"the JWK Set is larger than {MAX_JWKS_BYTES} bytes")
+                        raise _Unreadable(f"the JWK Set is larger than {MAX_JWKS_BYTES} bytes")
             finally:
                 await response.aclose()
-        except _TooLarge as exc:
+        except _Unreadable as exc:
             raise httpx.ReadError(str(exc), request=request) from None
         except httpx.HTTPError as exc:
             raise HostFailure(f"{host} failed ({type(exc).__name__})") from None
@@ -132,8 +136,8 @@ class _PinnedTransport(httpx.AsyncBaseTransport):
         self._resolver.shutdown(wait=False, cancel_futures=True)
 
 
-class _TooLarge(Exception):
-    pass
+class _Unreadable(Exception):
+    """An answer this server will not read (too large, or compressed); not held against the host."""
 
 
 @dataclass(frozen=True)
