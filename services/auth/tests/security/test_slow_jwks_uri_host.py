@@ -154,3 +154,30 @@ async def test_a_compressed_jwk_set_is_held_to_the_size_limit_once_decompressed(
             assert response.status_code == 401, response.text
             assert response.json()["error"] == "invalid_client"
             assert "/bomb.json" in documents.requests
+
+
+async def test_a_deeply_nested_jwk_set_is_invalid_client_not_a_500(
+    make_settings: Callable[..., AuthSettings], certificates: ServerCertificate
+) -> None:
+    """Anyone may name the `jwks_uri`, so its body is hostile input: 30,000 nested arrays (60 KB, within
+    the size limit) made json.loads raise RecursionError, which no one caught: a 500 at /token."""
+    documents = DocumentHost()
+    documents.answers["/nested.json"] = Answer(
+        body=b"[" * 30_000 + b"]" * 30_000, headers={"content-type": "application/json"}
+    )
+    app = create_app(make_settings(auth_client_metadata_ca_bundle=certificates.ca_file))
+    with BackgroundServer(documents, tls=certificates) as server:
+        base = server.base_url.replace("127.0.0.1", "localhost")
+        async with serve_in_process(app) as client:
+            client_id = await key_client(
+                client,
+                jwks_uri=f"{base}/nested.json",
+                allowed_resources=[RESOURCE_A],
+                allowed_scopes=["mcp:tools"],
+            )
+            form = {"grant_type": "client_credentials", "resource": RESOURCE_A}
+            response = await client.post(
+                "/token", data={**form, **assertion_form(ClientKey().assertion(client_id, ISSUER))}
+            )
+            assert response.status_code == 401, response.text
+            assert response.json()["error"] == "invalid_client"

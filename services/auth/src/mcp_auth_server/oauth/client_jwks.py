@@ -28,6 +28,7 @@ from mcp_auth_kit.expiring_lru import ExpiringLRU
 from mcp_auth_kit.jwks import JWKSCache, VerificationKey, parse_jwks
 from mcp_auth_server.oauth.client_id_metadata_document import InvalidMetadataDocument, resolve_once
 from mcp_auth_server.oauth.outbound_fetches import DEFAULT_LIMITS, FetchRefused, HostFailure, OutboundFetches
+from mcp_auth_server.oauth.rfc8259_json import InvalidJson, parse_json_text
 from mcp_auth_server.settings import is_loopback_host
 
 MAX_JWKS_BYTES = 64 * 1024
@@ -125,6 +126,11 @@ class _PinnedTransport(httpx.AsyncBaseTransport):
                         raise _Unreadable(f"the JWK Set is larger than {MAX_JWKS_BYTES} bytes")
             finally:
                 await response.aclose()
+            if response.status_code == 200:
+                try:  # client input: parsed where all client JSON is (nesting, NULs, surrogates)
+                    parse_json_text(bytes(body))
+                except InvalidJson as exc:
+                    raise _Unreadable(f"the JWK Set is not acceptable JSON: {exc}") from None
         except _Unreadable as exc:
             raise httpx.ReadError(str(exc), request=request) from None
         except httpx.HTTPError as exc:
