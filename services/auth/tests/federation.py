@@ -82,6 +82,7 @@ class Federation:
             "resource": RESOURCE_A,
             "scope": "mcp:tools",
             "email": "alice@acme.example",
+            "email_verified": True,
         }
         values.update(claims)
         return self.idp.state.id_jag(**values)

@@ -219,6 +219,7 @@ async def token(request: Request) -> Response:
         resource=resource,
         scope=" ".join(scopes),
         email=person.email if person else subject.get("email"),
+        email_verified=subject.get("email_verified"),
         auth_time=subject.get("auth_time"),
     )
     body = {

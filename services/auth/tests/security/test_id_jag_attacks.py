@@ -23,7 +23,7 @@ from mcp_testing.workload_issuer import WorkloadIssuerStandIn
 
 from ..conftest import ISSUER, RESOURCE_A, RESOURCE_B
 from ..federation import JWT_BEARER, Federation, enterprise_client, federation
-from ..flow import Database, all_rows, execute
+from ..flow import Database, all_rows, execute, token_claims
 from ..operator_clients import add_client, runtime_of
 
 
@@ -120,7 +120,9 @@ async def test_a_replayed_id_jag_is_refused(fed: Federation, database: Database)
     assert (await fed.present(grant)).status_code == 200
     replay = await fed.present(grant)
     assert refused(replay.json(), "invalid_grant"), replay.text
-    [event] = await all_rows(database, AuditEvent, AuditEvent.event == "assertion_replay")
+    jti = jwt.decode(grant, options={"verify_signature": False})["jti"]
+    events = await all_rows(database, AuditEvent, AuditEvent.event == "assertion_replay")
+    [event] = [event for event in events if event.details["jti"] == jti]  # other tests replay too
     assert event.details["issuer"] == fed.idp.issuer
 
 
@@ -246,3 +248,67 @@ async def test_an_id_jag_for_a_removed_client_is_refused(fed: Federation, databa
     response = await fed.present(grant)
     assert response.status_code == 401, response.text
     assert refused(response.json(), "invalid_client")
+
+
+async def test_an_id_jag_with_an_unverified_email_does_not_take_over_the_user_with_that_email(
+    fed: Federation, database: Database
+) -> None:
+    """OpenID Connect Core §5.1 `email_verified`: an address the IdP has not verified is anyone's claim.
+    Linking the existing user who signed in (through our upstream) with that address would hand their
+    account to whoever typed it at the IdP; only `email_verified: true` links."""
+    async with database() as session:
+        session.add(User(id="victim", login="victim", email="victim@acme.example", created_at=1))
+        session.add(User(id="dave", login="dave", email="dave@acme.example", created_at=1))
+        await session.commit()
+    for n, unverified in enumerate((None, "false", 0)):  # None: the claim is absent
+        grant = fed.id_jag(sub=f"mallory-{n}", email="victim@acme.example", email_verified=unverified)
+        response = await fed.present(grant)
+        if response.status_code == 200:
+            claims = await token_claims(fed.client, response.json()["access_token"])
+            assert claims["sub"] != "victim", unverified
+        else:
+            assert refused(response.json(), "invalid_grant"), response.text
+    # The control: an address the IdP verified (the default here) still links.
+    verified = await fed.present(fed.id_jag(sub="dave-at-idp", email="dave@acme.example"))
+    assert verified.status_code == 200, verified.text
+    assert (await token_claims(fed.client, verified.json()["access_token"]))["sub"] == "dave"
+
+
+async def test_an_id_jag_without_scopes_cannot_be_widened_to_scopes_the_idp_never_granted(
+    fed: Federation,
+) -> None:
+    """The IdP's ID-JAG stands for the user's consent; one that carries no `scope` granted none in
+    particular. The client may then have the resource's default scopes (RFC 6749 §3.3), never pick any
+    scope it likes: here `github:repos`, which would let it exchange the token for the user's GitHub
+    token (the resource's upstream_token_scope)."""
+
+    def unscoped() -> str:
+        return fed.id_jag(scope=None, sub="erin-at-idp", email="erin@acme.example")
+
+    response = await fed.present(unscoped(), scope="mcp:tools github:repos")
+    assert refused(response.json(), "invalid_scope"), response.text
+    response = await fed.present(unscoped(), scope="github:repos")
+    assert refused(response.json(), "invalid_scope"), response.text
+    # The control: the resource's defaults (mcp:tools).
+    defaults = await fed.present(unscoped())
+    assert defaults.status_code == 200, defaults.text
+    assert defaults.json()["scope"] == "mcp:tools"
+
+
+async def test_an_unverified_email_is_not_an_identity_when_the_idp_identifies_users_by_email(
+    fed: Federation,
+) -> None:
+    """With `user_claim: email` the address *is* the person's identity here: an ID-JAG whose address the
+    IdP has not verified (OpenID Connect Core §5.1, §5.7: email is not a stable identifier unless
+    verified) must not speak for the user already known by that address, pinned or linked."""
+    known = await fed.present(fed.id_jag(sub="grace-at-idp", email="grace@acme.example"))
+    assert known.status_code == 200, known.text
+    grace = (await token_claims(fed.client, known.json()["access_token"]))["sub"]
+    for unverified in (None, False, "false"):
+        grant = fed.id_jag(sub="mallory-at-idp", email="grace@acme.example", email_verified=unverified)
+        response = await fed.present(grant)
+        if response.status_code == 200:
+            claims = await token_claims(fed.client, response.json()["access_token"])
+            assert claims["sub"] != grace, unverified
+        else:
+            assert refused(response.json(), "invalid_grant"), response.text

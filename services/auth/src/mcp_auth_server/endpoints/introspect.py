@@ -73,7 +73,9 @@ async def introspect(request: Request, runtime: RuntimeDep) -> JSONResponse:
             return no_store_json(INACTIVE)
         policy = request_policy(runtime, session)
         try:
-            await check_still_good(session, policy, claims, Path.INTROSPECTION, runtime.upstream.name)
+            await check_still_good(
+                session, policy, claims, Path.INTROSPECTION, runtime.upstream.name, runtime.trusted_issuers
+            )
         except CredentialRefused:
             return no_store_json(INACTIVE)  # committed: a user found deprovisioned stays deprovisioned
     reported = {name: claims[name] for name in REPORTED_CLAIMS if name in claims}

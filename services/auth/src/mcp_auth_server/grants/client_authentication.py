@@ -167,7 +167,7 @@ async def _prove_workload_assertion(
         raise invalid_client("no client is registered for this workload")
     if not await spend(runtime, verified):
         raise invalid_client("this workload token has been used before")
-    return ClientAssertion(client_id, verified.jti or "", verified.expires_at)
+    return ClientAssertion(client_id, verified.jti or "", verified.refused_after)
 
 
 async def authenticate_client(

@@ -216,19 +216,20 @@ async def _resource(
 def _scopes(
     asked: str | None, granted_upstream: Sequence[str] | None, resource: RegisteredResource
 ) -> list[str]:
-    """What was granted (the ID-JAG's or the rule's scopes; None: the IdP did not limit them) as far as the
-    resource offers it; a request may narrow that, never widen it. `offline_access` is never granted
-    here: these grants have no refresh token."""
+    """What was granted (the ID-JAG's or the rule's scopes) as far as the resource offers it; a request may
+    narrow that, never widen it. `offline_access` is never granted here: these grants have no refresh
+    token. An ID-JAG without `scope` (None) granted nothing in particular: the resource's default scopes
+    (RFC 6749 §3.3), never any scope the client names — the assertion stands for the user's consent, and
+    it consented to none of them."""
     requested = [scope for scope in parse_scope(asked) if scope != OFFLINE_ACCESS]
-    ceiling = (
-        resource.scopes if granted_upstream is None else [s for s in granted_upstream if s in resource.scopes]
-    )
+    offered = resource.default_scopes if granted_upstream is None else granted_upstream
+    ceiling = [scope for scope in offered if scope in resource.scopes]
     if requested:
         beyond = [scope for scope in requested if scope not in ceiling]
         if beyond:
             raise invalid_scope(f"{' '.join(beyond)} was not granted to this client for {resource.resource}")
         return requested
-    chosen = list(resource.default_scopes) if granted_upstream is None else list(ceiling)
+    chosen = list(ceiling)
     if not chosen:
         raise invalid_scope(f"none of the granted scopes is offered by {resource.resource}")
     return chosen

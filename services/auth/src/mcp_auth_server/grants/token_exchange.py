@@ -63,7 +63,12 @@ async def exchange_for_upstream(
         raise invalid_grant("subject_token was not issued for this resource server")
     try:
         await check_still_good(
-            session, request_policy(runtime, session), claims, Path.TOKEN_EXCHANGE, upstream
+            session,
+            request_policy(runtime, session),
+            claims,
+            Path.TOKEN_EXCHANGE,
+            upstream,
+            runtime.trusted_issuers,
         )
     except CredentialRefused as refused:
         raise invalid_grant(

@@ -65,7 +65,7 @@ async def spend(runtime: Runtime, verified: VerifiedAssertion) -> bool:
     if jti is None or not verified.issuer.single_use:
         return True
     return await runtime.replay.first_use(
-        REPLAY_NAMESPACE, f"{verified.issuer.issuer}#{jti}", verified.expires_at
+        REPLAY_NAMESPACE, f"{verified.issuer.issuer}#{jti}", verified.refused_after
     )
 
 

@@ -4,8 +4,11 @@ Keys at a `jwks_uri` are held by the kit's `JWKSCache` (the code MCP servers use
 parsed once, refreshed after the document's `max-age`, re-fetched for an unknown `kid` at most every
 10 s. Anyone may register a `jwks_uri` (RFC 7591), so fetching it is the same SSRF hazard as a client
 ID metadata document and gets the same defences (oauth/client_id_metadata_document.py): https only
-(loopback http when this server is itself on loopback), DNS resolved once and the connection pinned
-to a checked public address, no redirects, a short timeout, at most 64 KB read.
+(loopback http when this server is itself on loopback), DNS resolved once (on threads of its own) and
+the connection pinned to a checked public address, no redirects, at most 64 KB read, and the bounds of
+oauth/outbound_fetches.py: one overall deadline for the whole fetch (a per-read timeout alone lets a
+host send one byte every few seconds for ever), at most 4 fetches per host at once, a failing host
+refused at once for a while.
 
 Framework-free: the caller passes what the client registered; nothing here reads the database.
 """
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import ssl
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +27,8 @@ import httpx
 from mcp_auth_kit.expiring_lru import ExpiringLRU
 from mcp_auth_kit.jwks import JWKSCache, VerificationKey, parse_jwks
 from mcp_auth_server.oauth.client_id_metadata_document import InvalidMetadataDocument, resolve_once
+from mcp_auth_server.oauth.outbound_fetches import DEFAULT_LIMITS, FetchRefused, HostFailure, OutboundFetches
+from mcp_auth_server.oauth.rfc8259_json import InvalidJson, parse_json_text
 from mcp_auth_server.settings import is_loopback_host
 
 MAX_JWKS_BYTES = 64 * 1024
@@ -68,50 +73,77 @@ def check_public_jwks(jwks: Any) -> dict[str, Any]:
     return {"keys": keys}
 
 
+@dataclass(frozen=True)
+class _Fetched:
+    """A JWK Set response read completely, shared by the requests that waited for the same URL."""
+
+    status_code: int
+    headers: httpx.Headers
+    body: bytes
+
+
 class _PinnedTransport(httpx.AsyncBaseTransport):
-    """Connects only to an address `resolve_once` checked, keeping TLS verification for the hostname."""
+    """Connects only to an address `resolve_once` checked, keeping TLS verification for the hostname, and
+    reads the whole answer within the bounds of oauth/outbound_fetches.py."""
 
     def __init__(self, *, allow_loopback: bool, verify: ssl.SSLContext) -> None:
         self._allow_loopback = allow_loopback
         self._inner = httpx.AsyncHTTPTransport(verify=verify)
+        self._fetches: OutboundFetches[_Fetched] = OutboundFetches(DEFAULT_LIMITS)
+        self._resolver = ThreadPoolExecutor(DEFAULT_LIMITS.resolver_threads, thread_name_prefix="jwks-dns")
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         host = request.url.host
+        try:
+            fetched = await self._fetches.fetch(host, str(request.url), lambda: self._fetch(request))
+        except FetchRefused as refused:
+            raise httpx.ConnectError(str(refused), request=request) from None
+        return httpx.Response(fetched.status_code, headers=fetched.headers, content=fetched.body)
+
+    async def _fetch(self, request: httpx.Request) -> _Fetched:
+        host = request.url.host
         port = request.url.port or DEFAULT_PORTS.get(request.url.scheme, 443)
         try:
-            addresses = await resolve_once(host, port, allow_loopback=self._allow_loopback)
+            addresses = await resolve_once(
+                host, port, allow_loopback=self._allow_loopback, resolver=self._resolver
+            )
         except InvalidMetadataDocument as exc:
             raise httpx.ConnectError(str(exc), request=request) from None
         request.headers["Host"] = request.url.netloc.decode("ascii")
+        # The size limit counts what is parsed: a compressed body of a few KB can inflate to gigabytes.
+        request.headers["Accept-Encoding"] = "identity"
         request.url = request.url.copy_with(host=addresses[0])
         request.extensions = {**request.extensions, "sni_hostname": host}
-        response = await self._inner.handle_async_request(request)
-        return httpx.Response(
-            response.status_code,
-            headers=response.headers,
-            stream=_Limited(response.stream, MAX_JWKS_BYTES),  # type: ignore[arg-type]
-            extensions=response.extensions,
-        )
+        try:
+            response = await self._inner.handle_async_request(request)
+            try:
+                if response.headers.get("content-encoding", "identity").lower() != "identity":
+                    raise _Unreadable("the JWK Set came compressed though identity was asked for")
+                body = bytearray()
+                async for chunk in response.stream:  # type: ignore[union-attr]
+                    body += chunk
+                    if len(body) > MAX_JWKS_BYTES:
+                        raise _Unreadable(f"the JWK Set is larger than {MAX_JWKS_BYTES} bytes")
+            finally:
+                await response.aclose()
+            if response.status_code == 200:
+                try:  # client input: parsed where all client JSON is (nesting, NULs, surrogates)
+                    parse_json_text(bytes(body))
+                except InvalidJson as exc:
+                    raise _Unreadable(f"the JWK Set is not acceptable JSON: {exc}") from None
+        except _Unreadable as exc:
+            raise httpx.ReadError(str(exc), request=request) from None
+        except httpx.HTTPError as exc:
+            raise HostFailure(f"{host} failed ({type(exc).__name__})") from None
+        return _Fetched(response.status_code, response.headers, bytes(body))
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+        self._resolver.shutdown(wait=False, cancel_futures=True)
 
 
-class _Limited(httpx.AsyncByteStream):
-    def __init__(self, stream: httpx.AsyncByteStream, limit: int) -> None:
-        self._stream = stream
-        self._limit = limit
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        read = 0
-        async for chunk in self._stream:
-            read += len(chunk)
-            if read > self._limit:
-                raise httpx.ReadError(f"the JWK Set is larger than {self._limit} bytes")
-            yield chunk
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
+class _Unreadable(Exception):
+    """An answer this server will not read (too large, or compressed); not held against the host."""
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,12 @@ class VerifiedAssertion:
     def expires_at(self) -> int:
         return int(self.claims["exp"])
 
+    @property
+    def refused_after(self) -> int:
+        """When the assertion stops being accepted: `exp` plus the leeway `verify_assertion` allows. Its
+        `jti` must be remembered until then (RFC 7523 §3 item 7), not merely until `exp`."""
+        return self.expires_at + LEEWAY_SECONDS
+
 
 @dataclass(frozen=True)
 class ParsedAssertion:

@@ -100,10 +100,11 @@ class TrustedIssuerConfig(BaseModel):
     """A display name for audit events and listings. Unset: the issuer URL."""
     # enterprise-idp
     user_claim: Literal["sub", "email"] = "sub"
-    """enterprise-idp: the ID-JAG claim that identifies the user here (`sub`, or `email`)."""
+    """enterprise-idp: the ID-JAG claim that identifies the user here (`sub`, or `email`, which counts only
+    with `email_verified: true`)."""
     link_by_email: bool = True
     """enterprise-idp: a user seen for the first time is linked to the existing user with the same email
-    (the IdP vouches for it; `email_verified: false` is never linked)."""
+    (only an address the IdP marks `email_verified: true`; any other is never linked)."""
     create_users: bool = True
     """enterprise-idp: a user neither pinned nor linked is created (just-in-time provisioning); false refuses
     them with `invalid_grant`."""

@@ -5,8 +5,9 @@ A JWT is valid until it expires; what makes it *good* is everything behind it: i
 revoked (RFC 7009), the grant it names alive, and the credential policy still allowing the user,
 the client and the scopes. A token that names no grant is a machine client's (its `sub` is the
 client), which must still exist and be allowed the token's resource and scopes, or a user's issued on an
-enterprise IdP's ID-JAG (its `idp` claim): the user must still be allowed and the client still registered
-for the grant. A workload's token (JWT-bearer, `sub` a machine identity) is not honoured here yet.
+enterprise IdP's ID-JAG (its `idp` claim): the IdP must still be trusted (its trust is the grant), the
+user still allowed and the client still registered for the grant. A workload's token (JWT-bearer, `sub`
+a machine identity) is not honoured here yet.
 """
 
 from __future__ import annotations
@@ -18,25 +19,38 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mcp_auth_server.db.models import User
 from mcp_auth_server.oauth.rfc9068_access_tokens import GRANT_CLAIM, IDP_CLAIM, audiences
 from mcp_auth_server.oauth.scopes import parse_scope
+from mcp_auth_server.oauth.trusted_issuers import ENTERPRISE_IDP
 from mcp_auth_server.policy.credentials import CredentialPolicy, CredentialRefused, Refusal
 from mcp_auth_server.policy.question import Path, Question
 from mcp_auth_server.store.clients import read_client
 from mcp_auth_server.store.grants import grant_in_use
 from mcp_auth_server.store.revocation import is_access_token_revoked
 from mcp_auth_server.store.standings import client_standing
+from mcp_auth_server.store.trusted_issuers import TrustedIssuerRegistry
 from mcp_auth_server.store.users import user_standing_of
 
 
 async def check_still_good(
-    session: AsyncSession, policy: CredentialPolicy, claims: dict[str, Any], path: Path, provider: str
+    session: AsyncSession,
+    policy: CredentialPolicy,
+    claims: dict[str, Any],
+    path: Path,
+    provider: str,
+    issuers: TrustedIssuerRegistry,
 ) -> None:
     """Return if the (signature-checked) token is still good; raise CredentialRefused saying why not.
 
-    `provider`: the configured upstream, whose identity of the user counts for admission."""
+    `provider`: the configured upstream, whose identity of the user counts for admission; `issuers`: the
+    trusted issuers, one of which must still vouch for a token issued on an ID-JAG."""
     scopes = parse_scope(str(claims.get("scope", "")))
     jti = str(claims["jti"])
     grant_id = claims.get(GRANT_CLAIM)
     if grant_id is None and IDP_CLAIM in claims:
+        idp = await issuers.current(session, str(claims[IDP_CLAIM]))
+        if idp is None or idp.kind != ENTERPRISE_IDP:
+            # The grant behind the token is the IdP's trust (draft-ietf-oauth-identity-assertion-authz-grant
+            # "Processing Rules": the issuer must be trusted): removed, it ends every token it vouched for.
+            raise CredentialRefused(Refusal.GRANT_ENDED, "the IdP that vouched for the user is not trusted")
         await _check_vouched_user_token(session, policy, claims, scopes, provider)
         return
     if grant_id is None:

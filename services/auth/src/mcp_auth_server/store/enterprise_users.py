@@ -24,6 +24,7 @@ from mcp_auth_server.db.models import UpstreamIdentity, User
 from mcp_auth_server.oauth.trusted_issuers import TrustedIssuerConfig
 from mcp_auth_server.store.standings import UserStanding
 from mcp_auth_server.store.users import PROFILE_COLUMNS, public_profile, user_standing_of
+from mcp_auth_server.upstreams.oidc_admission import verified_email
 
 
 class UnmappedUser(Exception):
@@ -53,6 +54,10 @@ async def enterprise_user(
     value = claims.get(idp.user_claim)
     if not isinstance(value, str) or not value or len(value) > 255:
         raise UnmappedUser(f"the assertion has no usable {idp.user_claim} claim to identify the user")
+    if idp.user_claim == "email" and _verified_email(claims) is None:
+        # OpenID Connect Core §5.7: an address identifies a person only once the IdP has verified it;
+        # otherwise whoever typed it would be the user pinned or linked to it.
+        raise UnmappedUser("the IdP has not verified the email that identifies the user (email_verified)")
     provider = provider_of(idp.issuer)
     pinned = idp.pinned_users.get(value)
     if pinned is not None:
@@ -150,12 +155,13 @@ async def _linked(
 
 
 def _verified_email(claims: dict[str, Any]) -> str | None:
-    email = claims.get("email")
-    if not isinstance(email, str) or "@" not in email or len(email) > 320:
+    """OpenID Connect Core §5.1: only an address the IdP says it verified (`email_verified: true`) is
+    linked; absent, `false` or anything else is the user's own claim, and would hand them the account of
+    whoever signed in here with that address. The same rule as for our upstream's sign-ins."""
+    email = verified_email(claims)
+    if email is None or "@" not in email or len(email) > 320:
         return None
-    if claims.get("email_verified") is False:  # the IdP says so itself: never link on it
-        return None
-    return email.lower()
+    return email
 
 
 def _text(value: Any) -> str | None:

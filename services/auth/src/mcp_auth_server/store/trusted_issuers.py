@@ -9,6 +9,7 @@ for an issuer configured with a static `jwks`, the kit's `StaticJWKS`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -57,6 +58,7 @@ class TrustedIssuerRegistry:
         self._by_issuer = {config.issuer: config for config in self._configured}
         self._keys: dict[str, tuple[TrustedIssuerConfig, KeySource]] = {}
         self._loaded_at = 0.0
+        self._reloading = asyncio.Lock()
 
     async def load(self, session: AsyncSession | None = None) -> None:
         if session is None:
@@ -69,9 +71,24 @@ class TrustedIssuerRegistry:
 
     async def refresh_if_stale(self) -> None:
         """Reload if older than RELOAD_SECONDS, on a connection of its own: call it while the request
-        holds none (before its transaction), as the token endpoint does."""
-        if time.monotonic() - self._loaded_at > self.RELOAD_SECONDS:
-            await self.load()
+        holds none (before its transaction), as the token endpoint does. One reload at a time: this runs
+        before anything is authenticated, so concurrent requests wait for it (holding no connection)
+        instead of each taking a pooled connection to reload the same list."""
+        if not self._stale():
+            return
+        async with self._reloading:
+            if self._stale():
+                await self.load()
+
+    def _stale(self) -> bool:
+        return time.monotonic() - self._loaded_at > self.RELOAD_SECONDS
+
+    async def current(self, session: AsyncSession, issuer: str) -> TrustedIssuerConfig | None:
+        """`get`, reloaded first with the request's own session if stale: for checks made inside a
+        transaction (whether a token's IdP is still trusted), which must not take a second connection."""
+        if self._stale():
+            await self.load(session)
+        return self.get(issuer)
 
     def all(self) -> list[TrustedIssuerConfig]:
         return sorted(self._by_issuer.values(), key=lambda config: config.issuer)
