@@ -43,7 +43,6 @@ from mcp_auth_server.oauth.outbound_fetches import (
     HostFailure,
     OutboundFetches,
 )
-from mcp_auth_server.oauth.rfc7591_client_metadata import WEB_URI_FIELDS, web_uri
 from mcp_auth_server.oauth.rfc8252_redirect_uris import InvalidRedirectUri, check_registrable
 from mcp_auth_server.oauth.rfc8259_json import InvalidJson, parse_json_text
 from mcp_auth_server.oauth.special_use_addresses import is_allowed
@@ -271,6 +270,9 @@ def parse_document(
     name = document.get("client_name")
     if name is not None and (not isinstance(name, str) or len(name) > 200 or not name.isprintable()):
         raise InvalidMetadataDocument("client_name must be short printable text")
+    # Imported here: rfc7591_client_metadata -> client_jwks -> this module (resolve_once) is a cycle.
+    from mcp_auth_server.oauth.rfc7591_client_metadata import WEB_URI_FIELDS, web_uri
+
     for field in WEB_URI_FIELDS:
         if field in document and web_uri(document[field]) is None:
             del document[field]  # e.g. a `javascript:` logo_uri: dropped, as at registration
