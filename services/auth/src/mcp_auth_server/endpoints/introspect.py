@@ -29,6 +29,7 @@ from mcp_auth_server.policy.access_tokens import check_still_good
 from mcp_auth_server.policy.admission import request_policy
 from mcp_auth_server.policy.credentials import CredentialRefused
 from mcp_auth_server.policy.question import Path
+from mcp_auth_server.runtime import Runtime
 
 router = APIRouter()
 INACTIVE = {"active": False}
@@ -54,6 +55,12 @@ REPORTED_CLAIMS = (
 
 @router.post("/introspect", summary="Token introspection (RFC 7662)")
 async def introspect(request: Request, runtime: RuntimeDep) -> JSONResponse:
+    # Refused requests spend the sender's address's budget (web/rate_limits.py): no unlimited guessing.
+    async with runtime.rate_limits.refusals_counted(runtime.rate_limits.introspect, request):
+        return await _introspect(request, runtime)
+
+
+async def _introspect(request: Request, runtime: Runtime) -> JSONResponse:
     form = await read_form(request)
     presented = presented_client(request.headers.get("authorization"), form.params)
     assertion = await prove_client_assertion(runtime, presented)  # before the transaction (see there)
