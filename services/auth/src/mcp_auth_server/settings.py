@@ -360,7 +360,8 @@ class AuthSettings(BaseSettings):
     """`/authorize` limit per source address; the `client_id` a request names is never what is counted."""
     auth_rate_limit_token: str = "600/minute"
     """`/token` limit per source address, and per client once the client has authenticated (public clients
-    never do: per address only)."""
+    never do: per address only). Also the limit per source address on refused `/revoke` and `/introspect`
+    requests (each its own budget)."""
     auth_forwarded_allow_ips: str | None = None
     """Comma-separated addresses or networks (`10.0.0.0/8`) of proxies whose `X-Forwarded-For` names the
     client's address: the rightmost address not in this list is the client (rate limits and audit only; URLs
