@@ -132,6 +132,23 @@ async def test_approval_by_one_user_is_what_lifts_the_page(auth_client: httpx.As
     )
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="not fixed (rt12 report): an approval by anyone lifts the page, and with empty allow-lists anyone "
+    "can sign in, including the attacker; the rule needs the lead's decision (per signed-in person?)",
+)
+async def test_an_attacker_approving_their_own_dcr_client_turns_the_server_back_into_an_open_redirector(
+    auth_client: httpx.AsyncClient, attacker_client_id: str
+) -> None:
+    # All allow-lists empty (the tests' settings): anyone who can sign in upstream is admitted.
+    own = new_request(attacker_client_id, redirect_uri=EVIL)
+    assert "code" in await approve_and_sign_in(browser_for(auth_client, EVIL), own.url(), "mallory")
+    auth_client.cookies.clear()  # from here on: the victim's browser, which never approved anything
+    request = new_request(attacker_client_id, redirect_uri=EVIL)
+    response = await auth_client.get(request.url(scope="no-such-scope"))
+    assert_page_with_link(response, EVIL, "invalid_scope", request.state)
+
+
 async def test_repeated_client_id_is_shown_a_page_not_redirected(
     auth_client: httpx.AsyncClient, client_id: str
 ) -> None:
