@@ -17,7 +17,8 @@ hazard, so (draft §6, and our own rules):
     authenticates at /token with assertions signed by those keys (RFC 7523 §2.2).
   * redirect URIs follow the registration rules (schemes included: AUTH_REGISTRATION_ALLOWED_SCHEMES),
     and `client_uri`, `logo_uri`, `policy_uri`, `tos_uri` that are not https are dropped, as in RFC 7591.
-Refusals of a document are never cached; successes are cached per HTTP cache headers within bounds.
+Refusals of a document are never cached; successes are cached per HTTP cache headers within bounds, and
+a stored copy serves past its lifetime while the document cannot be fetched (store/client_resolution.py).
 """
 
 from __future__ import annotations
@@ -56,6 +57,11 @@ HOST_NAME = re.compile(r"[a-z0-9_.-]+")
 
 class InvalidMetadataDocument(Exception):
     """The client_id URL or its document is unacceptable; the message says why (safe to show)."""
+
+
+class DocumentUnavailable(InvalidMetadataDocument):
+    """The document could not be had within the fetch bounds (the host failed, was too slow, or no fetch
+    slot came free): no answer about the document, so a stored copy may still serve (stale-if-error)."""
 
 
 class _Unreachable(HostFailure):
@@ -174,7 +180,7 @@ class MetadataDocumentFetcher:
         try:
             return await self._fetches.fetch(host, client_id, lambda: self._fetch(client_id, host, port))
         except FetchRefused as refused:
-            raise InvalidMetadataDocument(f"the document could not be fetched: {refused}") from None
+            raise DocumentUnavailable(f"the document could not be fetched: {refused}") from None
 
     async def _fetch(self, client_id: str, host: str, port: int) -> ClientMetadataDocument:
         addresses = await resolve_once(

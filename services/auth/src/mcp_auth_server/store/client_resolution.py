@@ -12,6 +12,11 @@ fetched (a slow host named by many requests would otherwise empty the pool for e
 reads the stored row in a short session of its own, closed before fetching, and fetches only if
 that row is missing or expired; `find(session, lookup)` then runs inside the request's one
 transaction and stores what was fetched there, committed with the rest of the request at the edge.
+
+A stored document whose lifetime ended still serves, for up to STALE_IF_ERROR seconds more, while a fresh
+copy cannot be fetched (RFC 5861 §4 stale-if-error): anyone can keep every fetch slot busy with slow hosts
+of their own, and that must not lock out the users of a client we already know (claude.ai's document).
+What its host *answers* (a 404, a changed document that is refused) takes effect at once.
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mcp_auth_server.clock import now
 from mcp_auth_server.db.models import Client
 from mcp_auth_server.oauth.client_id_metadata_document import (
+    MAX_CACHE,
     ClientMetadataDocument,
+    DocumentUnavailable,
     InvalidMetadataDocument,
     MetadataDocumentFetcher,
     is_metadata_document_client_id,
@@ -33,6 +40,7 @@ from mcp_auth_server.oauth.client_id_metadata_document import (
 from mcp_auth_server.store.clients import get_client, read_client, storable_client_id
 
 SELF_REGISTERED = ("dcr", "cimd")
+STALE_IF_ERROR = MAX_CACHE  # a day past its lifetime at most, the longest a document may be cached
 
 
 @dataclass(frozen=True)
@@ -70,10 +78,15 @@ class ClientResolver:
             raise InvalidMetadataDocument("the client_id URL is too long")
         async with self._sessions() as session:  # closed (its connection back in the pool) before fetching
             stored = await get_client(session, client_id)
-            fresh = stored is not None and (stored.metadata_expires_at or 0) > now()
-        if fresh:
+            expires_at = None if stored is None else (stored.metadata_expires_at or 0)
+        if expires_at is not None and expires_at > now():
             return ClientLookup(client_id)
-        return ClientLookup(client_id, await self._fetcher.fetch(client_id))
+        try:
+            return ClientLookup(client_id, await self._fetcher.fetch(client_id))
+        except DocumentUnavailable:
+            if expires_at is not None and expires_at + STALE_IF_ERROR > now():
+                return ClientLookup(client_id)  # the stored copy serves (see the module)
+            raise
 
     async def find(self, session: AsyncSession, lookup: ClientLookup) -> Client | None:
         """The client, or None if unknown or forgotten (idle). Changes only the request's own
