@@ -160,7 +160,10 @@ def test_wrong_secrets_at_revoke_and_introspect_from_one_address_are_rate_limite
             for n in range(HAMMERING)
         ]
         junk = attacker.post(path, data={"token": "t", "client_id": "https://a..b/x"})
-    assert statuses == [401] * 5 + [429] * (HAMMERING - 5)
+    # The sliding-window counter weighs the previous minute's count down as the next begins: if the
+    # attempts straddle a minute boundary, one more may be let through (and judged: 401).
+    assert statuses[:5] == [401] * 5
+    assert statuses[5:].count(429) >= HAMMERING - 6, statuses
     assert junk.status_code == 429  # refused before any lookup or fetch
     with speaking_from(aimed_at, "127.0.0.44") as owner:  # the client itself is not locked out
         answer = owner.post(path, data={"token": "t"}, auth=(server["client_id"], server["client_secret"]))
