@@ -93,6 +93,7 @@ async def authorize(request: Request, runtime: RuntimeDep) -> Response:
         )
     try:
         lookup = await runtime.clients.look_up(params.get("client_id", ""))  # no connection held meanwhile
+        await runtime.rate_limits.check_new_client(lookup.new, request)
     except InvalidMetadataDocument as exc:
         return error_page(
             runtime.templates,

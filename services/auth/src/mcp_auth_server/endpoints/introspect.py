@@ -65,6 +65,7 @@ async def _introspect(request: Request, runtime: Runtime) -> JSONResponse:
     presented = presented_client(request.headers.get("authorization"), form.params)
     assertion = await prove_client_assertion(runtime, presented)  # before the transaction (see there)
     lookup = await look_up_client(runtime, presented, assertion)
+    await runtime.rate_limits.check_new_client(lookup.new, request)
     async with transaction(runtime) as session:
         client = await authenticate_client(runtime, session, presented, lookup, assertion)
         if client.served_resource is None:

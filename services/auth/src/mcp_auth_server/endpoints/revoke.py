@@ -44,6 +44,7 @@ async def _revoke(request: Request, runtime: Runtime) -> Response:
     token = form.params.get("token", "")
     assertion = await prove_client_assertion(runtime, presented)  # before the transaction (see there)
     lookup = await look_up_client(runtime, presented, assertion)
+    await runtime.rate_limits.check_new_client(lookup.new, request)
     async with transaction(runtime) as session:
         client = await authenticate_client(runtime, session, presented, lookup, assertion)
         if not token:

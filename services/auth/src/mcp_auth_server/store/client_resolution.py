@@ -45,10 +45,12 @@ STALE_IF_ERROR = MAX_CACHE  # a day past its lifetime at most, the longest a doc
 
 @dataclass(frozen=True)
 class ClientLookup:
-    """A client id, with its metadata document when one was fetched for this request (to be stored)."""
+    """A client id, with its metadata document when one was fetched for this request (to be stored);
+    `new`: no client was stored under this id, so storing the document creates one (a registration)."""
 
     client_id: str
     document: ClientMetadataDocument | None = None
+    new: bool = False
 
 
 class ClientResolver:
@@ -82,7 +84,7 @@ class ClientResolver:
         if expires_at is not None and expires_at > now():
             return ClientLookup(client_id)
         try:
-            return ClientLookup(client_id, await self._fetcher.fetch(client_id))
+            return ClientLookup(client_id, await self._fetcher.fetch(client_id), new=expires_at is None)
         except DocumentUnavailable:
             if expires_at is not None and expires_at + STALE_IF_ERROR > now():
                 return ClientLookup(client_id)  # the stored copy serves (see the module)

@@ -13,6 +13,9 @@ What is counted (docs/security.md, Rate limits):
   or tokens there costs what it costs at /token (RFC 6749 §10.10; RFC 7662 §4, an "un-throttled"
   introspection endpoint), while a resource server that authenticates is never limited by its address
   (in introspection mode it asks about every token every few seconds).
+- A client_id naming a metadata document not stored yet creates a client (a stored row) as /register
+  does, so it spends the address's registration budget wherever it is named (/authorize, /token, /revoke,
+  /introspect); a client already stored spends nothing.
 - An IPv6 address counts by its /64, the block one subscriber usually holds: otherwise one host could
   walk through 2^64 budgets.
 
@@ -117,6 +120,12 @@ class RateLimits:
     async def check_address(self, limit: Limit, request: Request) -> None:
         """Count the request against its source address: the only budget an unauthenticated request spends."""
         await self._check(limit, "address", address_key(client_ip(request)))
+
+    async def check_new_client(self, creates_client: bool, request: Request) -> None:
+        """A request that creates a client by naming a new metadata document spends the address's
+        registration budget, as /register does (a client ID is otherwise a way round that limit)."""
+        if creates_client:
+            await self.check_address(self.register, request)
 
     async def check_client(self, limit: Limit, client_id: str) -> None:
         """Count the request against a client that has just authenticated (never before: see the module)."""
