@@ -384,10 +384,9 @@ class AuthSettings(BaseSettings):
     auth_timeout_keep_alive: int = Field(default=5, ge=1, le=300)
     """Seconds an idle keep-alive connection stays open (uvicorn `--timeout-keep-alive`); keep it below the
     idle timeout of any proxy in front."""
-    auth_max_header_bytes: int | None = Field(default=None, ge=1024, le=1024 * 1024)
-    """Largest request head (request line and headers), bytes. Set it when uvicorn is exposed directly: the
-    service then parses HTTP with h11, which enforces it (httptools, the faster default, has no such limit).
-    Unset: httptools, headers bounded by the proxy in front."""
+    auth_max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+    """Largest request head (request line and headers), bytes; a larger one is answered 431 and its
+    connection closed, after at most this much (and one socket read) was held."""
     # Trusted issuers: enterprise IdPs (ID-JAG) and workload issuers (JWT authorization grants, RFC 7523).
     auth_trusted_issuers: list[TrustedIssuerConfig] = []
     """JSON list of the token issuers whose JWTs `/token` accepts as grants (RFC 7523): enterprise identity
