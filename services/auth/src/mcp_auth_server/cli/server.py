@@ -84,13 +84,14 @@ def _serve(workers: int) -> None:
 
 def _connection_limits(settings: AuthSettings) -> dict[str, Any]:
     """What slow or numerous clients can hold when uvicorn is exposed directly (docs/security.md)."""
-    from mcp_auth_server.web.request_heads import bounded_heads
+    from mcp_auth_server.web.request_heads import BoundedHeads
 
     return {
         "limit_concurrency": settings.auth_limit_concurrency,
         "timeout_keep_alive": settings.auth_timeout_keep_alive,
         # httptools has no limit on the request head of its own (web/request_heads.py).
-        "http": bounded_heads(settings.auth_max_header_bytes),
+        "http": BoundedHeads,
+        "h11_max_incomplete_event_size": settings.auth_max_header_bytes,
     }
 
 

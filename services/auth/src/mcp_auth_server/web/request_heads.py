@@ -15,15 +15,17 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 REFUSAL = b"request header fields too large"
+DEFAULT_MAX_HEAD_BYTES = 64 * 1024
 
 
 class BoundedHeads(HttpToolsProtocol):
-    """uvicorn's httptools protocol, refusing a request head larger than `max_head_bytes`."""
-
-    max_head_bytes = 64 * 1024
+    """uvicorn's httptools protocol (`http=BoundedHeads`), refusing a request head larger than uvicorn's
+    `h11_max_incomplete_event_size`: the same limit h11 applies, and an option every worker process gets
+    (a class built per limit could not be sent to `--workers` processes)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.max_head_bytes = self.config.h11_max_incomplete_event_size or DEFAULT_MAX_HEAD_BYTES
         self._head_bytes = 0
         self._in_head = True  # a connection starts with a request's head
 
@@ -49,8 +51,3 @@ class BoundedHeads(HttpToolsProtocol):
                 b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(REFUSAL), REFUSAL)
             )
         self.transport.close()
-
-
-def bounded_heads(limit: int) -> type[BoundedHeads]:
-    """The protocol class for uvicorn's `http` option, refusing heads larger than `limit` bytes."""
-    return type("BoundedHeads", (BoundedHeads,), {"max_head_bytes": limit})
