@@ -55,10 +55,11 @@ async def register(client: httpx.AsyncClient, **metadata: Any) -> dict[str, Any]
 async def approved_client(
     client: httpx.AsyncClient, username: str = "approver", resource: str = RESOURCE_A, **metadata: Any
 ) -> dict[str, Any]:
-    """A registered client that a user has approved once: its errors at /authorize are redirected to it.
+    """A registered client that the user of the test's browser has approved (and is still signed in
+    for): its errors at /authorize are redirected to it.
 
-    A dynamically registered client nobody approved gets an error page with a link instead (RFC 9700
-    §4.11.2; tests/security/test_open_redirector_attacks.py).
+    A dynamically registered client this browser's person has not approved gets an error page with a link
+    instead (RFC 9700 §4.11.2; tests/security/test_open_redirector_attacks.py).
     """
     registered = await register(client, **metadata)
     request = AuthorizationRequest(
@@ -67,7 +68,6 @@ async def approved_client(
     if registered["redirect_uris"] != [CALLBACK]:
         request.redirect_uri = registered["redirect_uris"][0]
     assert "code" in await approve_and_sign_in(browser_for(client), request.url(), username)
-    client.cookies.clear()  # that was someone else's browser: the test's starts signed out
     return registered
 
 

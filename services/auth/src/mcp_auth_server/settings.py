@@ -360,7 +360,8 @@ class AuthSettings(BaseSettings):
     """`/authorize` limit per source address; the `client_id` a request names is never what is counted."""
     auth_rate_limit_token: str = "600/minute"
     """`/token` limit per source address, and per client once the client has authenticated (public clients
-    never do: per address only)."""
+    never do: per address only). Also the limit per source address on refused `/revoke` and `/introspect`
+    requests (each its own budget)."""
     auth_forwarded_allow_ips: str | None = None
     """Comma-separated addresses or networks (`10.0.0.0/8`) of proxies whose `X-Forwarded-For` names the
     client's address: the rightmost address not in this list is the client (rate limits and audit only; URLs
@@ -383,10 +384,9 @@ class AuthSettings(BaseSettings):
     auth_timeout_keep_alive: int = Field(default=5, ge=1, le=300)
     """Seconds an idle keep-alive connection stays open (uvicorn `--timeout-keep-alive`); keep it below the
     idle timeout of any proxy in front."""
-    auth_max_header_bytes: int | None = Field(default=None, ge=1024, le=1024 * 1024)
-    """Largest request head (request line and headers), bytes. Set it when uvicorn is exposed directly: the
-    service then parses HTTP with h11, which enforces it (httptools, the faster default, has no such limit).
-    Unset: httptools, headers bounded by the proxy in front."""
+    auth_max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+    """Largest request head (request line and headers), bytes; a larger one is answered 431 and its
+    connection closed, after at most this much (and one socket read) was held."""
     # Trusted issuers: enterprise IdPs (ID-JAG) and workload issuers (JWT authorization grants, RFC 7523).
     auth_trusted_issuers: list[TrustedIssuerConfig] = []
     """JSON list of the token issuers whose JWTs `/token` accepts as grants (RFC 7523): enterprise identity

@@ -5,7 +5,12 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
-DNS_HOSTS = st.lists(LABEL, min_size=1, max_size=3).map(".".join).filter(lambda host: not host.isdigit())
+# A name whose last label is a number (`a.0`, `0x1`) is an IPv4 address to a browser (WHATWG URL), not a name.
+DNS_HOSTS = (
+    st.lists(LABEL, min_size=1, max_size=3)
+    .map(".".join)
+    .filter(lambda host: not (last := host.rsplit(".", 1)[-1]).isdigit() and not last.startswith("0x"))
+)
 LOOPBACK_HOSTS = st.sampled_from(["127.0.0.1", "localhost", "[::1]", "127.0.0.53"])
 PORTS = st.integers(min_value=1, max_value=65535)
 SEGMENT = st.from_regex(r"[A-Za-z0-9._~-]{1,8}", fullmatch=True)

@@ -183,6 +183,21 @@ async def test_malformed_basic_credentials_are_invalid_client(
     )
 
 
+@pytest.mark.parametrize("path", ["/token", "/revoke", "/introspect"])
+@pytest.mark.parametrize("credentials", [b"\xff\xfe==", "\u00e9t\u00e9:x".encode("latin-1"), b"YTpi\xa0"])
+async def test_basic_credentials_outside_ascii_are_invalid_client_not_a_500(
+    auth_client: httpx.AsyncClient, path: str, credentials: bytes
+) -> None:
+    """A header's bytes arrive as latin-1 text; base64 of non-ASCII text raises ValueError, not
+    binascii.Error (RFC 7617 §2: the credentials are token68, ASCII only)."""
+    response = await auth_client.post(
+        path,
+        data={"grant_type": "client_credentials", "token": "t"},
+        headers={b"Authorization": b"Basic " + credentials},
+    )
+    assert_invalid_client(response)
+
+
 async def test_public_client_sending_a_secret_is_invalid_client(auth_client: httpx.AsyncClient) -> None:
     registered = await register(auth_client)
     request = new_request(registered["client_id"])

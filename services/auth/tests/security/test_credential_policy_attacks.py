@@ -32,7 +32,6 @@ from ..flow import (
     GitHubService,
     all_rows,
     approve_and_sign_in,
-    approved_client,
     assert_oauth_error,
     audit_events,
     browser_for,
@@ -45,7 +44,7 @@ from ..flow import (
     register,
     to_github_callback,
 )
-from ..operator_clients import TOKEN_EXCHANGE, resource_server_client
+from ..operator_clients import TOKEN_EXCHANGE, add_client, resource_server_client
 
 RECHECK = 300  # AUTH_UPSTREAM_RECHECK_SECONDS' default
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
@@ -261,7 +260,16 @@ async def test_an_https_client_with_remembered_consent_still_gets_the_page_for_p
 
 
 async def test_prompt_none_names_what_is_missing(auth_client: httpx.AsyncClient) -> None:
-    registered = await approved_client(auth_client, redirect_uris=[CLAUDE_CALLBACK])
+    # A pre-registered client: its errors redirect in any browser (a dynamically registered one's only in
+    # the browser of someone who approved it: tests/security/test_open_redirector_attacks.py).
+    client_id, _ = await add_client(
+        auth_client,
+        origin="preregistered",
+        redirect_uris=[CLAUDE_CALLBACK],
+        token_endpoint_auth_method="client_secret_basic",
+        grant_types=["authorization_code", "refresh_token"],
+    )
+    registered = {"client_id": client_id}
     browser = browser_for(auth_client, CLAUDE_CALLBACK)
     url = new_request(registered["client_id"], redirect_uri=CLAUDE_CALLBACK).url(prompt="none")
     signed_out = await browser.open(url)

@@ -82,7 +82,8 @@ ERRORS = {
     "missing_response_type": ({"response_type": None}, "unsupported_response_type"),
     "pkce_missing": ({"code_challenge": None}, "invalid_request"),
     "pkce_plain": ({"code_challenge_method": "plain"}, "invalid_request"),
-    "login_required": ({"prompt": "none"}, "login_required"),
+    # The approver is signed in here (tests/flow.py approved_client), but approved other scopes.
+    "consent_required": ({"prompt": "none"}, "consent_required"),
 }
 
 

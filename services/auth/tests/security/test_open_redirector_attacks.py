@@ -1,11 +1,12 @@
 """/authorize as an open redirector: errors found before the client and its redirect URI are verified,
-and errors for a dynamically registered client that nobody has approved.
+and errors for a dynamically registered client that the person at the browser has not approved.
 
 Covers RFC 9700 §4.11.2 (authorization server as open redirector), RFC 6749 §3.1 (parameters
 must not be repeated) and §4.1.2.1 (an invalid client or redirect URI is reported to the user,
 not redirected), and robustness against input that the database would refuse. Anyone can register a
-client whose redirect URI is their own https page; until some user has approved that client, its
-errors found before consent are a page with a link, never an automatic redirect (issue 12).
+client whose redirect URI is their own https page; until the person at the browser has approved that
+client (not just anyone: the attacker can sign in and approve it), its errors found before consent are a
+page with a link, never an automatic redirect (issue 12).
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ async def test_the_same_errors_redirect_once_a_user_has_approved_the_client(
     auth_client: httpx.AsyncClient, approved_client_id: str
 ) -> None:
     for overrides, error in PRE_CONSENT_ERRORS.values():
+        if overrides.get("prompt") == "none":
+            error = "consent_required"  # the approver is signed in here, and approved other scopes than these
         request = new_request(approved_client_id)
         assert_error_redirect(await auth_client.get(request.url(**overrides)), CALLBACK, error, request.state)
 
@@ -130,6 +133,18 @@ async def test_approval_by_one_user_is_what_lifts_the_page(auth_client: httpx.As
     assert_error_redirect(
         await auth_client.get(request.url(scope="no-such-scope")), CALLBACK, "invalid_scope", request.state
     )
+
+
+async def test_an_attacker_approving_their_own_dcr_client_turns_the_server_back_into_an_open_redirector(
+    auth_client: httpx.AsyncClient, attacker_client_id: str
+) -> None:
+    # All allow-lists empty (the tests' settings): anyone who can sign in upstream is admitted.
+    own = new_request(attacker_client_id, redirect_uri=EVIL)
+    assert "code" in await approve_and_sign_in(browser_for(auth_client, EVIL), own.url(), "mallory")
+    auth_client.cookies.clear()  # from here on: the victim's browser, which never approved anything
+    request = new_request(attacker_client_id, redirect_uri=EVIL)
+    response = await auth_client.get(request.url(scope="no-such-scope"))
+    assert_page_with_link(response, EVIL, "invalid_scope", request.state)
 
 
 async def test_repeated_client_id_is_shown_a_page_not_redirected(

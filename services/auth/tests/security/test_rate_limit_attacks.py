@@ -142,3 +142,43 @@ def test_junk_codes_naming_a_public_client_do_not_lock_it_out(aimed_at: DevAuthS
         answer = user.post("/token", data=junk)
     assert answer.status_code == 400  # the user's own (here: unknown) code is judged, not refused unheard
     assert answer.json()["error"] == "invalid_grant"
+
+
+# /revoke and /introspect (issue 12: "nothing anonymous can exhaust a shared resource"): each request costs a
+# client lookup in the database (and may fetch a metadata document), and the client's secret can be guessed
+# there as at /token. Refused attempts spend the sender's address's budget (the token rate); an address that
+# has spent it is refused before any work. A resource server that authenticates spends nothing per address:
+# in introspection mode it calls once per token per few seconds, far above any per-address rate.
+@pytest.mark.parametrize(("path", "address"), [("/revoke", "127.0.0.41"), ("/introspect", "127.0.0.42")])
+def test_wrong_secrets_at_revoke_and_introspect_from_one_address_are_rate_limited(
+    aimed_at: DevAuthService, path: str, address: str
+) -> None:
+    server = aimed_at.cli("clients", "add", "--name", f"Tools {path}", "--resource-server", RESOURCE_A)
+    with speaking_from(aimed_at, address) as attacker:
+        statuses = [
+            attacker.post(path, data={"token": "t"}, auth=(server["client_id"], f"wrong-{n}")).status_code
+            for n in range(HAMMERING)
+        ]
+        junk = attacker.post(path, data={"token": "t", "client_id": "https://a..b/x"})
+    # The sliding-window counter weighs the previous minute's count down as the next begins: if the
+    # attempts straddle a minute boundary, one more may be let through (and judged: 401).
+    assert statuses[:5] == [401] * 5
+    assert statuses[5:].count(429) >= HAMMERING - 6, statuses
+    assert junk.status_code == 429  # refused before any lookup or fetch
+    with speaking_from(aimed_at, "127.0.0.44") as owner:  # the client itself is not locked out
+        answer = owner.post(path, data={"token": "t"}, auth=(server["client_id"], server["client_secret"]))
+    assert answer.status_code == 200, answer.text
+
+
+def test_a_resource_server_introspecting_often_is_not_limited_by_its_address(
+    aimed_at: DevAuthService,
+) -> None:
+    server = aimed_at.cli("clients", "add", "--name", "Busy tools", "--resource-server", RESOURCE_A)
+    with speaking_from(aimed_at, "127.0.0.45") as resource_server:
+        answers = [
+            resource_server.post(
+                "/introspect", data={"token": "t"}, auth=(server["client_id"], server["client_secret"])
+            ).json()
+            for _ in range(HAMMERING)
+        ]
+    assert answers == [{"active": False}] * HAMMERING

@@ -84,14 +84,15 @@ def _serve(workers: int) -> None:
 
 def _connection_limits(settings: AuthSettings) -> dict[str, Any]:
     """What slow or numerous clients can hold when uvicorn is exposed directly (docs/security.md)."""
-    options: dict[str, Any] = {
+    from mcp_auth_server.web.request_heads import BoundedHeads
+
+    return {
         "limit_concurrency": settings.auth_limit_concurrency,
         "timeout_keep_alive": settings.auth_timeout_keep_alive,
+        # httptools has no limit on the request head of its own (web/request_heads.py).
+        "http": BoundedHeads,
+        "h11_max_incomplete_event_size": settings.auth_max_header_bytes,
     }
-    if settings.auth_max_header_bytes is not None:
-        # httptools has no limit on the request head; h11 refuses one larger than this.
-        options |= {"http": "h11", "h11_max_incomplete_event_size": settings.auth_max_header_bytes}
-    return options
 
 
 def _proxy_options(settings: AuthSettings) -> dict[str, Any]:

@@ -2,13 +2,16 @@
 
 Order matters (RFC 9700 §4.11.2): until the client and its redirect URI are verified, errors
 are shown as a page and never redirected; after that, they go back to the client with
-`error`, `state` and `iss` — except for a dynamically registered client that no user has ever
-approved. Anyone can register one with any https redirect URI, so redirecting its errors would make
-this server an open redirector (RFC 9700 §4.11.2): its errors found before consent are shown on a
-page with a link to the client instead, which the person may follow. Pre-registered clients are
-vouched for by the operator, and a client ID metadata document client's redirect URIs are
-published by the owner of its client_id's domain (verified by fetching it over https), so both keep
-redirecting. A person's own denial on the consent page always redirects (endpoints/consent.py).
+`error`, `state` and `iss` — except for a dynamically registered client that the person at this
+browser has not approved. Anyone can register one with any https redirect URI, so redirecting its
+errors would make this server an open redirector (RFC 9700 §4.11.2): its errors found before consent
+are shown on a page with a link to the client instead, which the person may follow. Only the approval
+of the person at this browser (signed in here) lifts the page: anyone may be able to sign in (empty
+allow-lists), and the attacker who registered the client could approve it once themselves.
+Pre-registered clients are vouched for by the operator, and a client ID metadata document client's
+redirect URIs are published by the owner of its client_id's domain (verified by fetching it over
+https), so both keep redirecting. A person's own denial on the consent page always redirects
+(endpoints/consent.py).
 
 Nothing is sent upstream before the user approves this client on our consent page (MCP spec,
 confused deputy).
@@ -59,9 +62,10 @@ from mcp_auth_server.policy.question import Path, Question
 from mcp_auth_server.runtime import Runtime
 from mcp_auth_server.store import consents
 from mcp_auth_server.store.authorization_requests import REQUEST_TTL, create_request
+from mcp_auth_server.store.browser_sessions import live_session
 from mcp_auth_server.store.resources import RegisteredResource, UnknownResource
 from mcp_auth_server.store.standings import client_standing
-from mcp_auth_server.web.cookies import BROWSER
+from mcp_auth_server.web.cookies import BROWSER, SESSION
 from mcp_auth_server.web.hosts import redirect_target, shown_host
 from mcp_auth_server.web.pages import error_page, render
 
@@ -93,6 +97,7 @@ async def authorize(request: Request, runtime: RuntimeDep) -> Response:
         )
     try:
         lookup = await runtime.clients.look_up(params.get("client_id", ""))  # no connection held meanwhile
+        await runtime.rate_limits.check_new_client(lookup.new, request)
     except InvalidMetadataDocument as exc:
         return error_page(
             runtime.templates,
@@ -121,7 +126,7 @@ async def authorize(request: Request, runtime: RuntimeDep) -> Response:
         try:
             return await _authorize_verified_client(request, runtime, session, client, redirect_uri, repeated)
         except OAuthError as exc:
-            if client.origin == "dcr" and not await consents.approved_by_anyone(session, client.client_id):
+            if client.origin == "dcr" and not await _approved_here(runtime, session, request, client):
                 url = error_response_url(
                     runtime, redirect_uri, params.get("state"), exc.error, exc.description
                 )
@@ -130,11 +135,20 @@ async def authorize(request: Request, runtime: RuntimeDep) -> Response:
                     400,
                     "The application's request was refused",
                     f"The request could not be completed: {exc.description} ({exc.error}). You were not sent "
-                    "back automatically because no one has approved this dynamically registered application "
-                    "yet; follow the link only if you trust it.",
+                    "back automatically because you have not approved this dynamically registered "
+                    "application (while signed in here); follow the link only if you trust it.",
                     continue_url=url,
                 )
             return error_redirect(runtime, redirect_uri, params.get("state"), exc.error, exc.description, 302)
+
+
+async def _approved_here(runtime: Runtime, session: AsyncSession, request: Request, client: Client) -> bool:
+    """Whether the person signed in at this browser has approved this client (RFC 9700 §4.11.2: then its
+    redirect URI is one this person trusts, and an error may go there without a page)."""
+    browser_session = await live_session(session, runtime.cookies.read(request, SESSION))
+    return browser_session is not None and await consents.approved_by(
+        session, browser_session.user_id, client.client_id
+    )
 
 
 async def _authorize_verified_client(

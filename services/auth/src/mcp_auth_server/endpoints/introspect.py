@@ -29,6 +29,7 @@ from mcp_auth_server.policy.access_tokens import check_still_good
 from mcp_auth_server.policy.admission import request_policy
 from mcp_auth_server.policy.credentials import CredentialRefused
 from mcp_auth_server.policy.question import Path
+from mcp_auth_server.runtime import Runtime
 
 router = APIRouter()
 INACTIVE = {"active": False}
@@ -54,10 +55,17 @@ REPORTED_CLAIMS = (
 
 @router.post("/introspect", summary="Token introspection (RFC 7662)")
 async def introspect(request: Request, runtime: RuntimeDep) -> JSONResponse:
+    # Refused requests spend the sender's address's budget (web/rate_limits.py): no unlimited guessing.
+    async with runtime.rate_limits.refusals_counted(runtime.rate_limits.introspect, request):
+        return await _introspect(request, runtime)
+
+
+async def _introspect(request: Request, runtime: Runtime) -> JSONResponse:
     form = await read_form(request)
     presented = presented_client(request.headers.get("authorization"), form.params)
     assertion = await prove_client_assertion(runtime, presented)  # before the transaction (see there)
     lookup = await look_up_client(runtime, presented, assertion)
+    await runtime.rate_limits.check_new_client(lookup.new, request)
     async with transaction(runtime) as session:
         client = await authenticate_client(runtime, session, presented, lookup, assertion)
         if client.served_resource is None:

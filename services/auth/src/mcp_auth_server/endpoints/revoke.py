@@ -24,6 +24,7 @@ from mcp_auth_server.oauth.errors import NO_STORE, invalid_request
 from mcp_auth_server.oauth.rfc6749_client_authentication import presented_client
 from mcp_auth_server.oauth.rfc9068_access_tokens import InvalidAccessToken, verify_access_token
 from mcp_auth_server.oauth.rfc9449_dpop import bound_key
+from mcp_auth_server.runtime import Runtime
 from mcp_auth_server.store import audit
 from mcp_auth_server.store.revocation import revoke_access_token, revoke_grants
 
@@ -32,11 +33,18 @@ router = APIRouter()
 
 @router.post("/revoke", summary="Token revocation (RFC 7009)")
 async def revoke(request: Request, runtime: RuntimeDep) -> Response:
+    # Refused requests spend the sender's address's budget (web/rate_limits.py): no unlimited guessing.
+    async with runtime.rate_limits.refusals_counted(runtime.rate_limits.revoke, request):
+        return await _revoke(request, runtime)
+
+
+async def _revoke(request: Request, runtime: Runtime) -> Response:
     form = await read_form(request)
     presented = presented_client(request.headers.get("authorization"), form.params)
     token = form.params.get("token", "")
     assertion = await prove_client_assertion(runtime, presented)  # before the transaction (see there)
     lookup = await look_up_client(runtime, presented, assertion)
+    await runtime.rate_limits.check_new_client(lookup.new, request)
     async with transaction(runtime) as session:
         client = await authenticate_client(runtime, session, presented, lookup, assertion)
         if not token:

@@ -73,6 +73,7 @@ async def token(request: Request) -> Response:
         # A private_key_jwt client's assertion, like the grant's preparation, before the transaction.
         assertion = None if presented is None else await prove_client_assertion(runtime, presented)
         lookup = None if presented is None else await look_up_client(runtime, presented, assertion)
+        await limits.check_new_client(lookup is not None and lookup.new, request)
         if grant.prepare is not None:
             await grant.prepare(runtime, grant_request)  # before the transaction: it may fetch, and spends
         async with transaction(runtime) as session:

@@ -17,7 +17,8 @@ hazard, so (draft §6, and our own rules):
     authenticates at /token with assertions signed by those keys (RFC 7523 §2.2).
   * redirect URIs follow the registration rules (schemes included: AUTH_REGISTRATION_ALLOWED_SCHEMES),
     and `client_uri`, `logo_uri`, `policy_uri`, `tos_uri` that are not https are dropped, as in RFC 7591.
-Refusals of a document are never cached; successes are cached per HTTP cache headers within bounds.
+Refusals of a document are never cached; successes are cached per HTTP cache headers within bounds, and
+a stored copy serves past its lifetime while the document cannot be fetched (store/client_resolution.py).
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ import ipaddress
 import re
 import socket
 import ssl
-from collections.abc import Collection
-from concurrent.futures import Executor, ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Collection
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -56,6 +58,11 @@ HOST_NAME = re.compile(r"[a-z0-9_.-]+")
 
 class InvalidMetadataDocument(Exception):
     """The client_id URL or its document is unacceptable; the message says why (safe to show)."""
+
+
+class DocumentUnavailable(InvalidMetadataDocument):
+    """The document could not be had within the fetch bounds (the host failed, was too slow, or no fetch
+    slot came free): no answer about the document, so a stored copy may still serve (stale-if-error)."""
 
 
 class _Unreachable(HostFailure):
@@ -142,6 +149,34 @@ async def resolve_once(
     return [str(address) for address in dict.fromkeys(candidates)]
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class LookupThreads(ThreadPoolExecutor):
+    """The document hosts' DNS threads, counting the lookups submitted and not yet finished."""
+
+    def __init__(self, threads: int) -> None:
+        super().__init__(threads, thread_name_prefix="document-dns")
+        self._capacity = threads
+        self._unfinished = 0
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+        with self._lock:
+            self._unfinished += 1
+        future = super().submit(fn, *args, **kwargs)
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, _: Future[Any]) -> None:
+        with self._lock:
+            self._unfinished -= 1
+
+    def all_busy(self) -> bool:
+        return self._unfinished >= self._capacity
+
+
 class MetadataDocumentFetcher:
     def __init__(
         self,
@@ -154,7 +189,7 @@ class MetadataDocumentFetcher:
         self._allow_loopback = allow_loopback
         self._allowed_schemes = allowed_schemes
         self._fetches: OutboundFetches[ClientMetadataDocument] = OutboundFetches(limits)
-        self._resolver = ThreadPoolExecutor(limits.resolver_threads, thread_name_prefix="document-dns")
+        self._resolver = LookupThreads(limits.resolver_threads)
         context = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else ssl.create_default_context()
         self._http = httpx.AsyncClient(
             verify=context,
@@ -174,9 +209,14 @@ class MetadataDocumentFetcher:
         try:
             return await self._fetches.fetch(host, client_id, lambda: self._fetch(client_id, host, port))
         except FetchRefused as refused:
-            raise InvalidMetadataDocument(f"the document could not be fetched: {refused}") from None
+            raise DocumentUnavailable(f"the document could not be fetched: {refused}") from None
 
     async def _fetch(self, client_id: str, host: str, port: int) -> ClientMetadataDocument:
+        if self._resolver.all_busy() and not _is_address(host):
+            # Names whose name server answers late (anyone's zone) hold every lookup thread: this host
+            # would wait for one until its deadline and be remembered as failing, through no fault of its
+            # own. Refused at once instead, held against nobody (a stored copy still serves).
+            raise DocumentUnavailable("every DNS lookup for documents is busy; try again shortly")
         addresses = await resolve_once(
             host, port, allow_loopback=self._allow_loopback, resolver=self._resolver
         )
@@ -227,6 +267,14 @@ class MetadataDocumentFetcher:
             self._allowed_schemes,
             allow_loopback=self._allow_loopback,
         )
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def max_age(cache_control: str) -> int:

@@ -4,8 +4,10 @@ A request can make this server fetch from a host of the requester's choosing, so
 able to make the server wait, pile up work, or starve its other clients:
   * one overall deadline per fetch, covering DNS, connect, TLS, the headers and the whole body (a
     per-read timeout alone lets a host answer one byte every few seconds for ever);
-  * at most `per_host` fetches from one host at a time and `overall` in all; waiting for a slot counts
-    against the deadline;
+  * at most `per_host` fetches from one host at a time and `overall` in all; waiting for a slot is bounded
+    by the deadline too, and the host's own deadline starts only once it has a slot: anyone can fill the
+    slots with slow hosts of their own (a wildcard DNS zone gives any number), and a good host that waited
+    behind them must neither be cut short nor be remembered as failing (it was never given its time);
   * one fetch in flight per URL: concurrent requests naming the same URL share its outcome;
   * a host that failed (too slow, unreachable, broken TLS or HTTP) is remembered for
     `failing_host_seconds` and refused at once meanwhile; at most `remembered_hosts` are kept.
@@ -92,21 +94,27 @@ class OutboundFetches(Generic[T]):
             task.exception()  # retrieved here, so an outcome nobody waited for is not logged as lost
 
     async def _bounded(self, host: str, fetch: Callable[[], Awaitable[T]]) -> T:
-        try:
-            async with asyncio.timeout(self.limits.deadline_seconds):
-                # Per host first: a hostile host's requests queue behind each other, not in front of others.
-                async with self._host_slot(host), self._overall:
-                    if self.is_failing(host):
-                        raise FetchRefused(f"{host} failed recently; not trying it again yet")
+        deadline = self.limits.deadline_seconds
+        async with contextlib.AsyncExitStack() as slots:
+            try:
+                async with asyncio.timeout(deadline):
+                    # Per host first: a hostile host queues behind its own requests, not in front of others.
+                    await slots.enter_async_context(self._host_slot(host))
+                    await slots.enter_async_context(self._overall)
+            except TimeoutError:
+                # Not the host's fault: held against nobody (above).
+                raise FetchRefused(f"no fetch slot came free within {deadline:g} seconds") from None
+            if self.is_failing(host):
+                raise FetchRefused(f"{host} failed recently; not trying it again yet")
+            try:
+                async with asyncio.timeout(deadline):
                     return await fetch()
-        except TimeoutError:
-            self._remember_failing(host)
-            raise FetchRefused(
-                f"{host} did not answer completely within {self.limits.deadline_seconds:g} seconds"
-            ) from None
-        except HostFailure as failure:
-            self._remember_failing(host)
-            raise FetchRefused(str(failure)) from None
+            except TimeoutError:
+                self._remember_failing(host)
+                raise FetchRefused(f"{host} did not answer completely within {deadline:g} seconds") from None
+            except HostFailure as failure:
+                self._remember_failing(host)
+                raise FetchRefused(str(failure)) from None
 
     @contextlib.asynccontextmanager
     async def _host_slot(self, host: str) -> AsyncIterator[None]:

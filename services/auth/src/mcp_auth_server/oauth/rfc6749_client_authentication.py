@@ -15,7 +15,6 @@ finding the registration is the caller's (grants/client_authentication.py).
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote_plus
@@ -49,8 +48,10 @@ def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
     if scheme.lower() != "basic":
         return None
     try:
+        # RFC 7617 §2: token68, ASCII only. Header bytes arrive as latin-1 text, and b64decode refuses
+        # non-ASCII text with a plain ValueError (binascii.Error and UnicodeDecodeError are ValueErrors too).
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:
         raise invalid_client("malformed Basic credentials") from None
     client_id, separator, secret = decoded.partition(":")
     if not separator:

@@ -26,6 +26,9 @@ from mcp_auth_server.settings import is_loopback_host
 
 MAX_LENGTH = 2000
 SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
+HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?")
+# WHATWG URL "ends in a number": the last label (before a trailing dot) is decimal digits or 0x and hex.
+ENDS_IN_A_NUMBER = re.compile(r"(^|\.)([0-9]+|0x[0-9a-f]*)\.?$")
 
 
 class InvalidRedirectUri(ValueError):
@@ -72,14 +75,27 @@ def check_registrable(uri: str, allowed_schemes: Collection[str] | None) -> None
 
 
 def _browser_can_resolve(host: str) -> bool:
-    """An ASCII name, or one UTS #46 maps to punycode as browsers do (the form the consent page shows)."""
-    if host.isascii() and "xn--" not in host:
-        return True
+    """A host the browser reaches as we read it, so that the consent page shows where it goes: an IP
+    address as written, or a name of letters, digits, `-` and `_` (punycode included: a Unicode name UTS #46
+    maps as browsers do). The WHATWG URL parser the browser uses reads other hosts differently from
+    `urlsplit`: a backslash ends the host (`https://evil.example\\.claude.ai` goes to evil.example),
+    percent-escapes are decoded, and a name whose last label is a number is an IPv4 address in any base
+    (`0x7f.1`, `2130706433`, `127.1` are 127.0.0.1: this machine, where identity is not assured, RFC 8252
+    §8.6). Browsers also refuse IPv6 zone ids. All of those are refused (RFC 7591 §5)."""
+    if "%" in host:
+        return False  # a percent-escape, or an IPv6 zone id (which ip_address would accept)
     try:
-        idna.decode(idna.encode(host, uts46=True))
-    except (idna.IDNAError, UnicodeError, ValueError):
-        return False
-    return True
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    if not host.isascii() or "xn--" in host:
+        try:
+            host = idna.encode(host, uts46=True).decode("ascii")
+            idna.decode(host)
+        except (idna.IDNAError, UnicodeError, ValueError):
+            return False
+    return bool(HOST_NAME.fullmatch(host.lower())) and not ENDS_IN_A_NUMBER.search(host.lower())
 
 
 def identity_assured(uri: str) -> bool:

@@ -15,6 +15,11 @@ transaction and stores what was fetched there, committed with the rest of the re
 Client authentication at /token, /revoke and /introspect may read registered clients through a
 cache of a few seconds (store/client_cache.py, AUTH_CLIENT_CACHE_SECONDS); /authorize always reads
 them, since what it stores refers to the client.
+
+A stored document whose lifetime ended still serves, for up to STALE_IF_ERROR seconds more, while a fresh
+copy cannot be fetched (RFC 5861 §4 stale-if-error): anyone can keep every fetch slot busy with slow hosts
+of their own, and that must not lock out the users of a client we already know (claude.ai's document).
+What its host *answers* (a 404, a changed document that is refused) takes effect at once.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mcp_auth_server.clock import now
 from mcp_auth_server.db.models import Client
 from mcp_auth_server.oauth.client_id_metadata_document import (
+    MAX_CACHE,
     ClientMetadataDocument,
+    DocumentUnavailable,
     InvalidMetadataDocument,
     MetadataDocumentFetcher,
     is_metadata_document_client_id,
@@ -37,14 +44,17 @@ from mcp_auth_server.store.client_cache import ClientCache
 from mcp_auth_server.store.clients import get_client, read_client, storable_client_id
 
 SELF_REGISTERED = ("dcr", "cimd")
+STALE_IF_ERROR = MAX_CACHE  # a day past its lifetime at most, the longest a document may be cached
 
 
 @dataclass(frozen=True)
 class ClientLookup:
-    """A client id, with its metadata document when one was fetched for this request (to be stored)."""
+    """A client id, with its metadata document when one was fetched for this request (to be stored);
+    `new`: no client was stored under this id, so storing the document creates one (a registration)."""
 
     client_id: str
     document: ClientMetadataDocument | None = None
+    new: bool = False
 
 
 class ClientResolver:
@@ -76,10 +86,15 @@ class ClientResolver:
             raise InvalidMetadataDocument("the client_id URL is too long")
         async with self._sessions() as session:  # closed (its connection back in the pool) before fetching
             stored = await get_client(session, client_id)
-            fresh = stored is not None and (stored.metadata_expires_at or 0) > now()
-        if fresh:
+            expires_at = None if stored is None else (stored.metadata_expires_at or 0)
+        if expires_at is not None and expires_at > now():
             return ClientLookup(client_id)
-        return ClientLookup(client_id, await self._fetcher.fetch(client_id))
+        try:
+            return ClientLookup(client_id, await self._fetcher.fetch(client_id), new=expires_at is None)
+        except DocumentUnavailable:
+            if expires_at is not None and expires_at + STALE_IF_ERROR > now():
+                return ClientLookup(client_id)  # the stored copy serves (see the module)
+            raise
 
     async def find(
         self, session: AsyncSession, lookup: ClientLookup, *, cached: bool = False

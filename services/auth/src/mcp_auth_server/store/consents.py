@@ -22,9 +22,10 @@ async def standing(
     return None if consent is None else ConsentStanding(frozenset(consent.scopes), consent.expires_at)
 
 
-async def approved_by_anyone(session: AsyncSession, client_id: str) -> bool:
-    """Whether any user has a remembered approval of this client (for any resource)."""
-    return bool(await session.scalar(select(exists().where(Consent.client_id == client_id))))
+async def approved_by(session: AsyncSession, user_id: str, client_id: str) -> bool:
+    """Whether this user has a remembered approval of this client (for any resource)."""
+    approval = exists().where(Consent.user_id == user_id, Consent.client_id == client_id)
+    return bool(await session.scalar(select(approval)))
 
 
 async def remember(

@@ -8,6 +8,14 @@ What is counted (docs/security.md, Rate limits):
   is also per client and address.
 - At /token, once the client has authenticated (its secret checked), the request also counts against
   that client. A public client (`none`) never authenticates, so it counts per address only.
+- At /revoke and /introspect, only refused requests (a wrong secret, an unknown client) spend the address's
+  budget (the token rate), and an address that has spent it is refused before any work: guessing secrets
+  or tokens there costs what it costs at /token (RFC 6749 §10.10; RFC 7662 §4, an "un-throttled"
+  introspection endpoint), while a resource server that authenticates is never limited by its address
+  (in introspection mode it asks about every token every few seconds).
+- A client_id naming a metadata document not stored yet creates a client (a stored row) as /register
+  does, so it spends the address's registration budget wherever it is named (/authorize, /token, /revoke,
+  /introspect); a client already stored spends nothing.
 - An IPv6 address counts by its /64, the block one subscriber usually holds: otherwise one host could
   walk through 2^64 budgets.
 
@@ -21,10 +29,12 @@ is logged once, shown on /metrics (`mcp_auth_rate_limit_storage_up` 0,
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import math
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,21 +113,42 @@ class RateLimits:
         self.register = limit_for("register", settings.auth_rate_limit_register)
         self.authorize = limit_for("authorize", settings.auth_rate_limit_authorize)
         self.token = limit_for("token", settings.auth_rate_limit_token)
+        self.revoke = limit_for("revoke", settings.auth_rate_limit_token)
+        self.introspect = limit_for("introspect", settings.auth_rate_limit_token)
         self._store = store
 
     async def check_address(self, limit: Limit, request: Request) -> None:
         """Count the request against its source address: the only budget an unauthenticated request spends."""
         await self._check(limit, "address", address_key(client_ip(request)))
 
+    async def check_new_client(self, creates_client: bool, request: Request) -> None:
+        """A request that creates a client by naming a new metadata document spends the address's
+        registration budget, as /register does (a client ID is otherwise a way round that limit)."""
+        if creates_client:
+            await self.check_address(self.register, request)
+
     async def check_client(self, limit: Limit, client_id: str) -> None:
         """Count the request against a client that has just authenticated (never before: see the module)."""
         await self._check(limit, "client", client_id)
 
-    async def _check(self, limit: Limit, kind: str, key: str) -> None:
+    @contextlib.asynccontextmanager
+    async def refusals_counted(self, limit: Limit, request: Request) -> AsyncIterator[None]:
+        """Count the request against its source address only if it is refused (an OAuthError below 500);
+        an address that has spent its budget is refused (429) before the request is handled at all."""
+        key = address_key(client_ip(request))
+        await self._check(limit, "address", key, spend=False)
+        try:
+            yield
+        except OAuthError as refused:
+            if self.enabled and refused.status_code < 500:
+                await self._store.hit(limit.item, limit.endpoint, "address", key)
+            raise
+
+    async def _check(self, limit: Limit, kind: str, key: str, *, spend: bool = True) -> None:
         """Raise 429 (with Retry-After, as OAuth JSON) when the key is over its rate."""
         if not self.enabled:
             return
-        wait = await self._store.hit(limit.item, limit.endpoint, kind, key)
+        wait = await self._store.hit(limit.item, limit.endpoint, kind, key, spend=spend)
         if wait is not None:
             raise OAuthError(
                 "temporarily_unavailable",
@@ -140,13 +171,14 @@ class FailOpenStore:
         self._down = False
         STORAGE_UP.set(1)
 
-    async def hit(self, item: RateLimitItem, *identifiers: str) -> int | None:
-        """Spend one request; None when allowed (or not counted), else the seconds to wait."""
+    async def hit(self, item: RateLimitItem, *identifiers: str, spend: bool = True) -> int | None:
+        """Spend one request (`spend=False`: only ask whether one could be spent); None when allowed (or
+        not counted), else the seconds to wait."""
         if self._down and time.monotonic() < self._resting_until:
             CHECKS_SKIPPED.inc()
             return None
         try:
-            if await self._limiter.hit(item, *identifiers):
+            if await (self._limiter.hit if spend else self._limiter.test)(item, *identifiers):
                 wait = None
             else:
                 reset_at = (await self._limiter.get_window_stats(item, *identifiers)).reset_time
