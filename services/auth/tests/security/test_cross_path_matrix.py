@@ -478,7 +478,7 @@ async def test_every_path_honours_the_event(
             await present_an_id_jag_for_the_user(w) is Outcome.IDP_VOUCHES,
             await introspect_a_token_issued_on_an_id_jag(w) is Outcome.IDP_VOUCHES,
         ]
-        assert before == [True] * 5  # the control: G (three ways), an ID-JAG and its token are good before
+        assert before == [True] * 4  # the control: G (two ways), an ID-JAG and its token are good before
         await event(w)
         got = {}
         for path in PATHS:
