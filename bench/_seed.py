@@ -45,9 +45,16 @@ def asyncpg_url(sqlalchemy_url: str) -> str:
 async def copy_rows(
     connection: asyncpg.Connection, model: type[DeclarativeBase], rows: Iterable[dict[str, Any]]
 ) -> None:
-    """COPY `rows` (dicts by column name; absent columns are NULL) into `model`'s table."""
+    """COPY `rows` (dicts by column name; absent columns are NULL) into `model`'s table.
+
+    Only the columns the database has are written, so an older schema (bench/token_compare.py runs earlier
+    commits, migrated by their own code) takes the same rows without the columns added since."""
     table: Any = model.__table__
-    columns = [column.name for column in table.columns]
+    present = await connection.fetch(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = $1", table.name
+    )
+    existing = {record["column_name"] for record in present}
+    columns = [column.name for column in table.columns if column.name in existing]
     json_columns = {column.name for column in table.columns if isinstance(column.type, JSON)}
 
     def records() -> Iterator[tuple[Any, ...]]:
