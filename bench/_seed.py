@@ -59,7 +59,10 @@ async def copy_rows(
 
     def records() -> Iterator[tuple[Any, ...]]:
         for row in rows:
-            yield tuple(json.dumps(row[name]) if name in json_columns else row.get(name) for name in columns)
+            yield tuple(
+                json.dumps(row[name]) if name in json_columns and name in row else row.get(name)
+                for name in columns
+            )
 
     await connection.copy_records_to_table(table.name, records=records(), columns=columns)
 
