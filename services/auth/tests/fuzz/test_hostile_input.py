@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 from mcp_auth_server.db.migrate import upgrade
@@ -144,7 +144,8 @@ def test_hostile_query_strings_never_get_a_5xx(
 
         def ask(pairs: list[tuple[bytes, bytes]]) -> None:
             query = urlencoded(pairs, raw=False).decode("ascii")
-            assume(len(query) < 60_000)  # httpx refuses longer URLs (and so would a proxy in front)
+            if len(query) >= 60_000:  # httpx refuses longer URLs (and so would a proxy in front)
+                reject()  # only generated examples get here: the seeded ones are all shorter
             check(path, http.get(f"{path}?{query}" if query else path))
 
         for pairs in seeded(NAMES[path], known):
