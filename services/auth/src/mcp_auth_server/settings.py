@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from mcp_auth_server.config_problems import first_problem
 from mcp_auth_server.db.urls import async_database_url
 from mcp_auth_server.errors import ConfigurationError
 from mcp_auth_server.oauth.rfc8252_private_use_schemes import is_never_a_redirect
@@ -72,7 +73,7 @@ class ResourceConfig(BaseModel):
     """One MCP server that tokens may be issued for (an RFC 8707 resource).
 
     The one set of rules for resources: an AUTH_RESOURCES entry and `mcp-auth resources add` are both
-    validated by building one of these (see `describe_resource_problem` for the message). Each field's
+    validated by building one of these (see `config_problems.first_problem` for the message). Each field's
     docstring documents it (docs/configuration.md's table of entry fields is generated from them).
     """
 
@@ -170,18 +171,6 @@ def resource_identifier(value: str) -> str:
     return canonical
 
 
-def describe_resource_problem(error: ValidationError) -> str:
-    """The first problem with a resource, naming its field: `default_scopes: github:repos must ...`."""
-    detail = error.errors()[0]
-    field = ".".join(str(part) for part in detail["loc"]) or "entry"
-    if detail["type"] == "missing":
-        return f"{field}: missing"
-    if detail["type"] == "extra_forbidden":
-        known = ", ".join(ResourceConfig.model_fields)
-        return f"{field}: not a field of a resource (fields: {known})"
-    return f"{field}: {str(detail['msg']).removeprefix('Value error, ')}"
-
-
 def _resource_entries(entries: Any) -> list[ResourceConfig]:
     """AUTH_RESOURCES, each entry checked like `resources add`; errors name the entry and the field."""
     if not isinstance(entries, list):
@@ -194,7 +183,7 @@ def _resource_entries(entries: Any) -> list[ResourceConfig]:
         try:
             resource = ResourceConfig.model_validate(entry)
         except ValidationError as exc:
-            raise ValueError(f"{label}: {describe_resource_problem(exc)}") from None
+            raise ValueError(f"{label}: {first_problem(exc, ResourceConfig, 'a resource')}") from None
         for identifier in (resource.resource, *resource.aliases):
             if identifier in seen:
                 raise ValueError(f"{label}: {identifier} is named by an earlier entry")

@@ -19,8 +19,9 @@ from sqlalchemy import delete, select
 from mcp_auth_server.cli.database import command_session, table
 from mcp_auth_server.cli.errors import CommandError
 from mcp_auth_server.clock import now
+from mcp_auth_server.config_problems import first_problem
 from mcp_auth_server.db.models import TrustedIssuer, User
-from mcp_auth_server.oauth.trusted_issuers import TrustedIssuerConfig, check_transport, describe_problem
+from mcp_auth_server.oauth.trusted_issuers import TrustedIssuerConfig, check_transport
 from mcp_auth_server.settings import AuthSettings
 from mcp_auth_server.store.trusted_issuers import merged
 
@@ -105,7 +106,9 @@ def _validated(entry: dict[str, Any], settings: AuthSettings) -> TrustedIssuerCo
         config = TrustedIssuerConfig.model_validate(entry)
         check_transport(config, own_issuer_on_loopback=settings.is_local)
     except ValidationError as exc:
-        raise CommandError(f"{entry['issuer']}: {describe_problem(exc)}") from None
+        raise CommandError(
+            f"{entry['issuer']}: {first_problem(exc, TrustedIssuerConfig, 'a trusted issuer')}"
+        ) from None
     except ValueError as exc:
         raise CommandError(f"{entry['issuer']}: {exc}") from None
     return config

@@ -12,9 +12,10 @@ from sqlalchemy import delete, select
 from mcp_auth_server.cli.database import command_session, table
 from mcp_auth_server.cli.errors import CommandError
 from mcp_auth_server.clock import now
+from mcp_auth_server.config_problems import first_problem
 from mcp_auth_server.db.models import Resource
 from mcp_auth_server.oauth.rfc8707_resource_indicators import canonical_resource
-from mcp_auth_server.settings import AuthSettings, ResourceConfig, describe_resource_problem
+from mcp_auth_server.settings import AuthSettings, ResourceConfig
 from mcp_auth_server.store.resources import merged, registered
 
 
@@ -82,7 +83,7 @@ async def add_resource(args: argparse.Namespace) -> None:
             dpop=args.dpop,
         )
     except ValidationError as exc:
-        raise CommandError(f"{args.resource}: {describe_resource_problem(exc)}") from None
+        raise CommandError(f"{args.resource}: {first_problem(exc, ResourceConfig, 'a resource')}") from None
     resource = config.resource
     async with command_session() as (_settings, session):
         row = await session.get(Resource, resource) or Resource(resource=resource, created_at=now())

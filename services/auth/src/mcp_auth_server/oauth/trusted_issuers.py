@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mcp_auth_server.config_problems import first_problem
 from mcp_auth_server.oauth.rfc8707_resource_indicators import InvalidResource, canonical_resource
 
 IssuerKind = Literal["enterprise-idp", "workload"]
@@ -228,18 +229,6 @@ def check_transport(config: TrustedIssuerConfig, *, own_issuer_on_loopback: bool
             raise ValueError(f"{field}: must be https (http only on loopback when AUTH_ISSUER is loopback)")
 
 
-def describe_problem(error: ValidationError) -> str:
-    """The first problem with an entry, naming its field."""
-    detail = error.errors()[0]
-    field = ".".join(str(part) for part in detail["loc"]) or "entry"
-    if detail["type"] == "missing":
-        return f"{field}: missing"
-    if detail["type"] == "extra_forbidden":
-        known = ", ".join(TrustedIssuerConfig.model_fields)
-        return f"{field}: not a field of a trusted issuer (fields: {known})"
-    return f"{field}: {str(detail['msg']).removeprefix('Value error, ')}"
-
-
 def parse_entries(entries: Any, *, own_issuer_on_loopback: bool) -> list[TrustedIssuerConfig]:
     """AUTH_TRUSTED_ISSUERS: each entry checked like `issuers add`; an error names the entry and field."""
     if not isinstance(entries, list):
@@ -253,7 +242,9 @@ def parse_entries(entries: Any, *, own_issuer_on_loopback: bool) -> list[Trusted
             config = TrustedIssuerConfig.model_validate(entry)
             check_transport(config, own_issuer_on_loopback=own_issuer_on_loopback)
         except ValidationError as exc:
-            raise ValueError(f"{label}: {describe_problem(exc)}") from None
+            raise ValueError(
+                f"{label}: {first_problem(exc, TrustedIssuerConfig, 'a trusted issuer')}"
+            ) from None
         except ValueError as exc:
             raise ValueError(f"{label}: {exc}") from None
         if config.issuer in seen:
