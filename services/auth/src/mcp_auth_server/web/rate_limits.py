@@ -21,10 +21,13 @@ What is counted (docs/security.md, Rate limits):
 
 Counting is the `limits` library's sliding-window counter, one hit per limit per request: in Redis when
 AUTH_REDIS_URL is set, so every replica draws from the same budget; otherwise in this process's memory
-(one replica, `make dev`). If Redis cannot be reached (or, full, refuses a write), checks are skipped (fail
-open): rate limits guard capacity, and an outage of their store must never refuse a sign-in. The outage
-is logged once, shown on /metrics (`mcp_auth_rate_limit_storage_up` 0,
-`mcp_auth_rate_limit_checks_skipped_total`), and the store is tried again after a second.
+(one replica, `make dev`). In Redis, a busy key's units are leased a few at a time
+(rate_limit_leases.py): counted before they are used, so replicas never allow more than the rate
+together, at a round trip per lease rather than per request. If Redis cannot be reached (or, full,
+refuses a write), checks are skipped (fail open): rate limits guard capacity, and an outage of their
+store must never refuse a sign-in. The outage is logged once, shown on /metrics
+(`mcp_auth_rate_limit_storage_up` 0, `mcp_auth_rate_limit_checks_skipped_total`), and the store is tried
+again after a second.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from starlette.requests import Request
 
 from mcp_auth_server.oauth.errors import OAuthError
 from mcp_auth_server.settings import AuthSettings, parse_rate
+from mcp_auth_server.web.rate_limit_leases import Leases
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +171,9 @@ class FailOpenStore:
     def __init__(self, storage: Storage, redis: Redis | None = None) -> None:
         self._limiter = SlidingWindowCounterRateLimiter(storage)
         self._redis = redis
+        # A shared budget costs a round trip per check: leases spare most of them (rate_limit_leases.py).
+        # Counting in this process's memory costs none, and stays exact.
+        self._leases = Leases(time.monotonic) if redis is not None else None
         self._resting_until = 0.0
         self._down = False
         STORAGE_UP.set(1)
@@ -174,11 +181,14 @@ class FailOpenStore:
     async def hit(self, item: RateLimitItem, *identifiers: str, spend: bool = True) -> int | None:
         """Spend one request (`spend=False`: only ask whether one could be spent); None when allowed (or
         not counted), else the seconds to wait."""
+        leases = self._leases
+        if leases is not None and (leases.take(identifiers) if spend else leases.has_units(identifiers)):
+            return None
         if self._down and time.monotonic() < self._resting_until:
             CHECKS_SKIPPED.inc()
             return None
         try:
-            if await (self._limiter.hit if spend else self._limiter.test)(item, *identifiers):
+            if await (self._spend if spend else self._limiter.test)(item, *identifiers):
                 wait = None
             else:
                 reset_at = (await self._limiter.get_window_stats(item, *identifiers)).reset_time
@@ -191,6 +201,19 @@ class FailOpenStore:
             STORAGE_UP.set(1)
             log.warning("rate limits are on again: their store (AUTH_REDIS_URL) answers")
         return wait
+
+    async def _spend(self, item: RateLimitItem, *identifiers: str) -> bool:
+        """Count one request in the store: as part of a lease where leases are kept."""
+        leases = self._leases
+        if leases is None:
+            return await self._limiter.hit(item, *identifiers)
+        size = leases.next_size(item, identifiers)
+        if await self._limiter.hit(item, *identifiers, cost=size):
+            leases.keep(item, identifiers, size)
+            return True
+        leases.drop(identifiers)
+        # Less than a lease is left of the budget: the request may still have its one unit.
+        return size > 1 and await self._limiter.hit(item, *identifiers)
 
     def _failed(self, exc: Exception) -> None:
         CHECKS_SKIPPED.inc()
