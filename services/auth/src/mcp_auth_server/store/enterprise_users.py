@@ -93,14 +93,17 @@ async def enterprise_user(
 
 
 # The user linked to an identity at an IdP, with their identity at our upstream: the hot path's one
-# read, a plain statement (db/statements.py) rather than the ORM's Core execution.
+# read, a plain statement (db/statements.py) rather than the ORM's Core execution, and (like the client's
+# read) before the request begins a transaction if it has not: one statement sees what is committed the
+# same way in or out of one (READ COMMITTED), and it locks nothing.
 KNOWN_USER = Statement(
     f"SELECT {columns(User, 'id', 'disabled_at', *PROFILE_COLUMNS, alias='u')},"
     f" {columns(UpstreamIdentity, 'checked_at', alias='at_upstream', identity_id='id')}"
     " FROM upstream_identities at_idp JOIN users u ON u.id = at_idp.user_id"
     " LEFT JOIN upstream_identities at_upstream"
     " ON at_upstream.user_id = u.id AND at_upstream.provider = :upstream"
-    " WHERE at_idp.provider = :provider AND at_idp.subject = :subject"
+    " WHERE at_idp.provider = :provider AND at_idp.subject = :subject",
+    outside_transaction=True,
 )
 
 
