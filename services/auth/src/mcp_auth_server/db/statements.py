@@ -48,7 +48,8 @@ class Statement:
     # A locking clause for Postgres (FOR UPDATE ...), appended, or put where the SQL says `{lock}` (a
     # sub-select's); SQLite serialises writers itself and gets none.
     lock: str = ""
-    # A read that needs no transaction may run before the session has begun one (autocommit).
+    # May run before the session has begun a transaction (autocommit): a read that needs none, or a
+    # request's only write (store/audit.record_now). Once the session has begun one, it runs in it.
     outside_transaction: bool = False
     _text: TextClause = field(init=False, repr=False, compare=False)
     _postgres_text: TextClause = field(init=False, repr=False, compare=False)
@@ -169,6 +170,15 @@ class Sql:
         with contextlib.suppress(DBAPIError):
             await self._connection.exec_driver_sql("SELECT 1")
         raise OperationalError(statement.sql, args, failure) from failure
+
+
+def holds_transaction(session: AsyncSession) -> bool:
+    """Whether the session may have a database transaction to end. Not when it is on Postgres and every
+    statement it sent went through `Sql` outside a transaction: each was committed as it ran."""
+    sql: Sql | None = session.info.get(_SESSION_KEY)
+    if sql is None or sql._driver is None or sql._connection.closed or sql._connection.invalidated:
+        return True
+    return sql._driver.is_in_transaction()
 
 
 @functools.cache

@@ -42,7 +42,7 @@ from mcp_auth_server.policy.admission import request_policy
 from mcp_auth_server.policy.credentials import CredentialRefused
 from mcp_auth_server.policy.question import Path, Question
 from mcp_auth_server.runtime import Runtime
-from mcp_auth_server.store.audit import key_binding, record
+from mcp_auth_server.store.audit import key_binding, record, record_now
 from mcp_auth_server.store.enterprise_users import UnmappedUser, enterprise_user
 from mcp_auth_server.store.resources import RegisteredResource, UnknownResource
 from mcp_auth_server.store.standings import ClientStanding, client_standing
@@ -119,7 +119,7 @@ async def _identity_assertion(
         profile={**found.profile, IDP_CLAIM: idp.issuer},
         dpop_jkt=request.dpop_jkt,
     )
-    record(
+    await record_now(
         session,
         "identity_assertion_grant",
         user_id=found.user_id,

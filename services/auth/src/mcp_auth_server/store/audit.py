@@ -2,6 +2,11 @@
 
 The log line (logger `mcp_auth_server.audit`, level WARNING for security events) is what an
 operator alerts on; the row is what they investigate later.
+
+`record` adds the row to the session's unit of work, flushed with the request's other ORM changes;
+`record_now` inserts it at once with a plain statement on the session's connection (db/statements.py),
+as a request's last write: for hot paths that otherwise write nothing through the ORM, where the unit of
+work, its flush and the commit were most of the request (docs/benchmarks.md, the ID-JAG grant).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_auth_server.clock import now
 from mcp_auth_server.db.models import AuditEvent
+from mcp_auth_server.db.statements import Sql, Statement, insert_into
 
 log = logging.getLogger("mcp_auth_server.audit")
 # Every event the service records: a new one is added here (mypy holds `record` to this list), and the
@@ -70,6 +76,42 @@ def record(
     session.add(
         AuditEvent(at=now(), event=event, user_id=user_id, client_id=client_id, ip=ip, details=details)
     )
+    _announce(event, user_id, client_id, details)
+
+
+INSERT_EVENT = Statement(
+    insert_into(
+        AuditEvent, **{name: f":{name}" for name in ("at", "event", "user_id", "client_id", "ip", "details")}
+    ),
+    outside_transaction=True,  # the request's only write: see record_now
+)
+
+
+async def record_now(
+    session: AsyncSession,
+    event: AuditEventName,
+    *,
+    user_id: str | None = None,
+    client_id: str | None = None,
+    ip: str | None = None,
+    **details: Any,
+) -> None:
+    """`record`, the row inserted now rather than at the session's next flush: only as the request's last
+    write. It joins the request's transaction when one has begun (the request changed something, which
+    the row then commits or rolls back with); a request that changed nothing else has none, and the row
+    is a statement of its own, committed as it runs: what committing it at the edge would do, without
+    BEGIN, COMMIT and the session's commit (endpoints/dependencies.py)."""
+    if session.new or session.dirty or session.deleted:
+        await session.flush()  # changes still pending in the session begin the transaction the row joins
+    await (await Sql.of(session)).execute(
+        INSERT_EVENT, at=now(), event=event, user_id=user_id, client_id=client_id, ip=ip, details=details
+    )
+    _announce(event, user_id, client_id, details)
+
+
+def _announce(
+    event: AuditEventName, user_id: str | None, client_id: str | None, details: dict[str, Any]
+) -> None:
     AUDIT_EVENTS.labels(event).inc()
     level = logging.WARNING if event in SECURITY_EVENTS else logging.INFO
     log.log(

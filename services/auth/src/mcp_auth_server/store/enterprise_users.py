@@ -15,12 +15,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_auth_server.clock import now
 from mcp_auth_server.db.models import UpstreamIdentity, User
+from mcp_auth_server.db.statements import Sql, Statement, columns
 from mcp_auth_server.oauth.trusted_issuers import TrustedIssuerConfig
 from mcp_auth_server.store.standings import UserStanding
 from mcp_auth_server.store.users import PROFILE_COLUMNS, public_profile, user_standing_of
@@ -91,40 +92,29 @@ async def enterprise_user(
     return await _linked(session, user, provider, value, upstream, "created")
 
 
-def _known_user_statement() -> Select[Any]:
-    """The user linked to an identity at an IdP, with their identity at our upstream: built once (building
-    a statement with aliases costs more than running it)."""
-    users, at_idp = User.__table__, UpstreamIdentity.__table__.alias("at_idp")
-    at_upstream = UpstreamIdentity.__table__.alias("at_upstream")
-    return (
-        select(
-            users.c.id,
-            users.c.disabled_at,
-            *(users.c[name] for name in PROFILE_COLUMNS),
-            at_upstream.c.id.label("identity_id"),
-            at_upstream.c.checked_at,
-        )
-        .select_from(
-            at_idp.join(users, users.c.id == at_idp.c.user_id).outerjoin(
-                at_upstream,
-                (at_upstream.c.user_id == users.c.id) & (at_upstream.c.provider == bindparam("upstream")),
-            )
-        )
-        .where(at_idp.c.provider == bindparam("provider"), at_idp.c.subject == bindparam("subject"))
-    )
-
-
-KNOWN_USER = _known_user_statement()
+# The user linked to an identity at an IdP, with their identity at our upstream: the hot path's one
+# read, a plain statement (db/statements.py) rather than the ORM's Core execution, and (like the client's
+# read) before the request begins a transaction if it has not: one statement sees what is committed the
+# same way in or out of one (READ COMMITTED), and it locks nothing.
+KNOWN_USER = Statement(
+    f"SELECT {columns(User, 'id', 'disabled_at', *PROFILE_COLUMNS, alias='u')},"
+    f" {columns(UpstreamIdentity, 'checked_at', alias='at_upstream', identity_id='id')}"
+    " FROM upstream_identities at_idp JOIN users u ON u.id = at_idp.user_id"
+    " LEFT JOIN upstream_identities at_upstream"
+    " ON at_upstream.user_id = u.id AND at_upstream.provider = :upstream"
+    " WHERE at_idp.provider = :provider AND at_idp.subject = :subject",
+    outside_transaction=True,
+)
 
 
 async def _known(session: AsyncSession, provider: str, subject: str, upstream: str) -> EnterpriseUser | None:
     """The hot path, one read: the user linked to this identity at the IdP, or None."""
-    parameters = {"provider": provider, "subject": subject, "upstream": upstream}
-    row = (await session.execute(KNOWN_USER, parameters)).mappings().first()
+    sql = await Sql.of(session)
+    row = await sql.row(KNOWN_USER, provider=provider, subject=subject, upstream=upstream)
     if row is None:
         return None
     standing = UserStanding(row["id"], row["disabled_at"] is not None, row["identity_id"], row["checked_at"])
-    return EnterpriseUser(standing, public_profile(dict(row)), "known")
+    return EnterpriseUser(standing, public_profile(row), "known")
 
 
 async def _linked(
