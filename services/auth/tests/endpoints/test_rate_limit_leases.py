@@ -142,3 +142,25 @@ async def test_a_refused_lease_still_lets_the_last_unit_through(
     assert waits[:300] == [None] * 300
     assert waits[300] is not None
     assert waits[300] >= 1
+
+
+async def test_a_key_whose_traffic_comes_in_bursts_loses_at_most_a_lease_a_period() -> None:
+    """The attack on the bound: a key (a client's own busy job) sends a quick run of requests every few
+    seconds, each run growing leases that it leaves mostly unused when it stops. What leases cost it must
+    stay a lease per period, not one each time its traffic stops (which would refuse it well below its
+    rate)."""
+    clock = [0.0]
+    leases = Leases(lambda: clock[0])
+    item = RateLimitItemPerMinute(600)  # the default token rate: leases of up to six units
+    counted = used = 0
+    while clock[0] < 60:
+        start = clock[0]
+        for _ in range(14):  # 1, 2, 4 and 6 units used, then a lease of 6 of which one is
+            if not leases.take(KEY):
+                size = leases.next_size(item, KEY)
+                leases.keep(item, KEY, size)
+                counted += size
+            used += 1
+            clock[0] += 0.001
+        clock[0] = start + 3.1  # just after the last lease expired
+    assert counted - used <= item.amount // 100

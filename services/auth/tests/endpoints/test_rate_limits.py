@@ -13,11 +13,13 @@ from collections.abc import Callable
 import httpx
 import pytest
 from fastapi import FastAPI
+from limits import RateLimitItemPerMinute
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from mcp_auth_server.app import create_app
 from mcp_auth_server.settings import AuthSettings
+from mcp_auth_server.web.rate_limits import rate_limit_store
 from mcp_testing.redis_server import RedisServer
 
 from ..conftest import ISSUER, RESOURCE_A, serve_in_process
@@ -192,3 +194,20 @@ async def test_a_full_redis_turns_rate_limiting_off_rather_than_refusing(
             ]
             assert statuses == [400] * 4
             assert sample(UP) == 0
+
+
+async def test_many_requests_in_flight_do_not_turn_rate_limiting_off(
+    make_settings: Callable[..., AuthSettings],
+) -> None:
+    """The attack: a sender keeps more checks in flight on one replica than its Redis pool has connections
+    (a hundred by default in redis-py), hoping the pool's refusal passes for an outage and the limits step
+    aside. The checks wait for a connection instead: the sender gets its rate and no more."""
+    with RedisServer() as redis:
+        store = rate_limit_store(make_settings(auth_rate_limits=True, auth_redis_url=redis.url))
+        try:
+            item = RateLimitItemPerMinute(100)  # under 200 a minute: counted one request at a time
+            waits = await asyncio.gather(*(store.hit(item, "token", "address", "flood") for _ in range(400)))
+        finally:
+            await store.aclose()
+    assert sum(wait is None for wait in waits) == 100
+    assert sample(UP) == 1

@@ -17,6 +17,9 @@ requests, whichever comes later. A lease expires after a twentieth of the limit'
 per-minute limit, 5 s at most): units are counted at most that much before they are used, which a sliding
 window over the whole period hardly notices. What leases can cost a key when its traffic stops: the rest
 of a lease on each replica, at most about half a second of its traffic there and a hundredth of its limit.
+A key whose lease expired with units left is then counted one unit at a time for a whole period of its
+limit: traffic that stops and starts again every few seconds would otherwise lose a lease each time (up
+to about what it used, leases growing twofold), not one a period.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class _Lease:
     until: float  # when the units left are dropped
     size: int  # the size of the last lease taken
     leasing: bool = False  # a request of this key is taking a lease now
+    exact_until: float = 0.0  # a lease expired with units left: one unit at a time until then
 
 
 def lifetime(item: RateLimitItem) -> float:
@@ -73,7 +77,7 @@ class Leases:
         taking a lease, one: concurrent requests must not each take a whole lease."""
         lease = self._leases.get(key)
         now = self._now()
-        if lease is None or lease.leasing or lease.units > 0 or now >= lease.until:
+        if lease is None or lease.leasing or lease.units > 0 or now >= lease.until or now < lease.exact_until:
             return 1
         per_second = lease.size / max(now - lease.since, 1e-3)
         wanted = math.ceil(per_second * lifetime(item) / LEASE_HORIZON_SHARE)
@@ -86,7 +90,10 @@ class Leases:
         now = self._now()
         lease = self._leases.get(key)
         if lease is None or now >= lease.until:
-            self._leases[key] = _Lease(size - 1, now, now + lifetime(item), size)
+            exact_until = 0.0 if lease is None else lease.exact_until
+            if lease is not None and lease.units > 0:  # units lost: no more lost this period
+                exact_until = now + item.get_expiry()
+            self._leases[key] = _Lease(size - 1, now, now + lifetime(item), size, exact_until=exact_until)
         elif size > 1:  # single units (counted while another request leased, say) leave the lease be
             lease.units += size - 1
             lease.since, lease.until, lease.size, lease.leasing = now, now + lifetime(item), size, False

@@ -32,6 +32,7 @@ again after a second.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import logging
@@ -63,9 +64,11 @@ ITEMS: dict[int, type[RateLimitItem]] = {
     60: RateLimitItemPerMinute,
     3600: RateLimitItemPerHour,
 }
-# A rate-limit check waits at most this long for Redis; after a failure the store rests this long.
+# A rate-limit check waits at most this long for Redis (and, every connection busy, as long again for
+# one); after a failure the store rests this long.
 STORE_TIMEOUT_SECONDS = 0.5
 STORE_RETRY_SECONDS = 1.0
+STORE_CONNECTIONS = 100  # per process (redis-py's default)
 
 STORAGE_UP = Gauge(
     "mcp_auth_rate_limit_storage_up",
@@ -174,6 +177,10 @@ class FailOpenStore:
         # A shared budget costs a round trip per check: leases spare most of them (rate_limit_leases.py).
         # Counting in this process's memory costs none, and stays exact.
         self._leases = Leases(time.monotonic) if redis is not None else None
+        # No more checks in the store at once than its pool has connections; the others wait for one:
+        # redis-py's pool refuses at once, which would pass for an outage and turn the limits off for
+        # whoever keeps more checks in flight than that.
+        self._connections = asyncio.Semaphore(STORE_CONNECTIONS)
         self._resting_until = 0.0
         self._down = False
         STORAGE_UP.set(1)
@@ -184,6 +191,19 @@ class FailOpenStore:
         leases = self._leases
         if leases is not None and (leases.take(identifiers) if spend else leases.has_units(identifiers)):
             return None
+        busy = self._connections.locked()
+        try:
+            async with asyncio.timeout(STORE_TIMEOUT_SECONDS) if busy else contextlib.nullcontext():
+                await self._connections.acquire()
+        except TimeoutError as exc:
+            self._failed(exc)
+            return None
+        try:
+            return await self._counted(item, identifiers, spend)
+        finally:
+            self._connections.release()
+
+    async def _counted(self, item: RateLimitItem, identifiers: tuple[str, ...], spend: bool) -> int | None:
         if self._down and time.monotonic() < self._resting_until:
             CHECKS_SKIPPED.inc()
             return None
@@ -241,6 +261,7 @@ def rate_limit_store(settings: AuthSettings) -> FailOpenStore:
         return FailOpenStore(MemoryStorage())
     redis = Redis.from_url(
         settings.auth_redis_url,
+        max_connections=STORE_CONNECTIONS,
         socket_connect_timeout=STORE_TIMEOUT_SECONDS,
         socket_timeout=STORE_TIMEOUT_SECONDS,
         retry=Retry(NoBackoff(), 0),
