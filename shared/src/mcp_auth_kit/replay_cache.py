@@ -9,6 +9,7 @@ only their SHA-256 is kept (§11.1: "store only a hash thereof").
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import heapq
 import logging
@@ -55,14 +56,20 @@ class RedisReplayCache:
         self._redis = redis
         self._outage: type[Exception] = RedisError
         self._prefix = prefix
+        # No more checks at once than the client's pool has connections; the others wait for one.
+        # redis-py refuses a call at once when every connection is busy (MaxConnectionsError, a
+        # RedisError): whoever kept that many requests in flight would have had genuine ones refused
+        # as if Redis were down.
+        self._connections = asyncio.Semaphore(redis.connection_pool.max_connections)
 
     async def first_use(self, namespace: str, identifier: str, expires_at: int) -> bool:
         # EXAT must lie ahead: a credential expiring this very second is still remembered for one.
         expiry = max(expires_at, math.ceil(time.time()) + 1)
         try:
-            stored = await self._redis.set(
-                self._prefix + replay_key(namespace, identifier), 1, nx=True, exat=expiry
-            )
+            async with self._connections:
+                stored = await self._redis.set(
+                    self._prefix + replay_key(namespace, identifier), 1, nx=True, exat=expiry
+                )
         except self._outage as exc:
             raise ReplayCacheUnavailable(
                 f"the replay cache (Redis) is unavailable: {type(exc).__name__}"

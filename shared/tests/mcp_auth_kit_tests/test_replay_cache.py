@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -60,3 +61,16 @@ async def test_redis_remembers_across_clients_until_expiry(redis: Redis) -> None
     ttl = await redis.ttl(keys[0])
     assert 25 <= ttl <= 31
     await redis.delete(*keys)
+
+
+async def test_more_proofs_in_flight_than_redis_connections_are_checked_not_refused(redis: Redis) -> None:
+    """The attack: keep more checks in flight than the client's connection pool holds (100). redis-py
+    refuses the 101st at once (MaxConnectionsError, a RedisError), which read as an outage and answered
+    genuine requests 503; the checks wait for a connection instead."""
+    cache = RedisReplayCache(redis, f"kit-test:{uuid.uuid4().hex}:")
+    expires_at = int(time.time()) + 30
+    pool = redis.connection_pool.max_connections
+    first = await asyncio.gather(*(cache.first_use("dpop", f"jti-{n}", expires_at) for n in range(4 * pool)))
+    assert first == [True] * (4 * pool)
+    again = await asyncio.gather(*(cache.first_use("dpop", f"jti-{n}", expires_at) for n in range(4 * pool)))
+    assert again == [False] * (4 * pool)
