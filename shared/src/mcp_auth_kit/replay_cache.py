@@ -26,7 +26,9 @@ logger = logging.getLogger(__name__)
 
 
 def replay_key(namespace: str, identifier: str) -> str:
-    return f"{namespace}:{hashlib.sha256(identifier.encode()).hexdigest()}"
+    # surrogatepass: an identifier parsed from JSON may hold a lone surrogate; it is hashed, not refused
+    # with an exception (a 500), and the encoding stays one-to-one.
+    return f"{namespace}:{hashlib.sha256(identifier.encode('utf-8', 'surrogatepass')).hexdigest()}"
 
 
 class ReplayCacheUnavailable(VerificationUnavailable):
