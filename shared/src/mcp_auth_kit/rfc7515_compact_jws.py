@@ -25,19 +25,16 @@ class MalformedJWS(ValueError):
 class CompactJWS:
     header_segment: str
     payload_segment: str
+    signing_input: bytes  # RFC 7515 §5.1: what the signature covers, the token up to its last "."
     signature: bytes
-
-    @property
-    def signing_input(self) -> bytes:
-        """RFC 7515 §5.1: what the signature covers."""
-        return f"{self.header_segment}.{self.payload_segment}".encode("ascii")
 
 
 def split_compact(token: str, max_length: int) -> CompactJWS:
     if len(token) > max_length or not _COMPACT_JWS.fullmatch(token):
         raise MalformedJWS("not a JWS in compact serialization")
-    header, payload, signature = token.split(".")
-    return CompactJWS(header, payload, b64url_decode(signature))
+    signing_input, _, signature = token.rpartition(".")
+    header, _, payload = signing_input.partition(".")
+    return CompactJWS(header, payload, signing_input.encode("ascii"), b64url_decode(signature))
 
 
 def b64url_decode(segment: str) -> bytes:
@@ -48,9 +45,10 @@ def b64url_decode(segment: str) -> bytes:
 
 
 def json_object(segment: str, part: str) -> dict[str, Any]:
-    """The JSON object a base64url segment encodes (`part` names it in the error)."""
+    """The JSON object a base64url segment encodes (`part` names it in the error): UTF-8 JSON, as RFC 7515
+    §5.2 requires (a UnicodeDecodeError is a ValueError)."""
     try:
-        value = json.loads(b64url_decode(segment))
+        value = json.loads(b64url_decode(segment).decode("utf-8"))
     except (ValueError, RecursionError) as exc:
         raise MalformedJWS(f"{part} is not JSON") from exc
     if not isinstance(value, dict):

@@ -94,6 +94,12 @@ def access_token_hash(access_token: str) -> str:
 
 
 @functools.lru_cache(maxsize=256)
+def _expected_ath(access_token: str) -> bytes:
+    """`access_token_hash` as bytes, once per token: a client sends one token with thousands of proofs."""
+    return access_token_hash(access_token).encode("ascii")
+
+
+@functools.lru_cache(maxsize=256)
 def normalized_htu(url: str) -> str:
     """§4.3 item 9: the URI without query and fragment, after RFC 3986 §6.2.2 syntax-based and §6.2.3
     scheme-based normalisation (case of scheme and host, default port, percent-encoding, dot segments)."""
@@ -245,7 +251,7 @@ class DPoPProofVerifier:
             claims = json_object(jws.payload_segment, "payload")
         except MalformedJWS as exc:
             raise InvalidDPoPProof(f"not a well-formed JWT: {exc}") from None
-        jti, htm, htu = (claims.get(name) for name in ("jti", "htm", "htu"))
+        jti, htm, htu = claims.get("jti"), claims.get("htm"), claims.get("htu")
         if not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI_LENGTH:
             raise InvalidDPoPProof(f"jti must be a string of 1 to {MAX_JTI_LENGTH} characters")  # item 3
         if not isinstance(htm, str) or htm != method:
@@ -255,8 +261,9 @@ class DPoPProofVerifier:
         expires_at = self._check_iat(claims.get("iat"))  # item 11
         if access_token is not None:
             ath = claims.get("ath")
-            expected = access_token_hash(access_token)
-            if not isinstance(ath, str) or not hmac.compare_digest(ath.encode(), expected.encode()):
+            # surrogatepass: JSON can carry a lone surrogate, which must fail the comparison, not raise.
+            sent = ath.encode("utf-8", "surrogatepass") if isinstance(ath, str) else None
+            if sent is None or not hmac.compare_digest(sent, _expected_ath(access_token)):
                 raise InvalidDPoPProof("ath does not match the access token")  # §4.3 item 12, §7
             if bound_jkt is None or not hmac.compare_digest(proof_key.jkt, bound_jkt):
                 raise InvalidDPoPProof("the proof's key is not the key the access token is bound to")  # §6

@@ -336,3 +336,19 @@ async def test_one_jti_from_two_keys_is_two_proofs(key: ec.EllipticCurvePrivateK
     other = ec.generate_private_key(ec.SECP256R1())
     await checker.verify(craft(key, claims={"jti": "shared"}), method="POST", url=URL)
     await checker.verify(craft(other, claims={"jti": "shared"}), method="POST", url=URL)
+
+
+async def test_a_lone_surrogate_in_jti_or_ath_is_an_answer_not_an_exception(
+    key: ec.EllipticCurvePrivateKey,
+) -> None:
+    # JSON's "\ud800" parses to a str that cannot be encoded as UTF-8: it once escaped as a 500.
+    checker = verifier()
+    await checker.verify(craft(key, claims={"jti": "\ud800"}), method="POST", url=URL)
+    with pytest.raises(InvalidDPoPProof, match="already used"):
+        await checker.verify(craft(key, claims={"jti": "\ud800"}), method="POST", url=URL)
+    refused(
+        craft(key, access_token=TOKEN, claims={"ath": "\ud800"}),
+        "ath",
+        access_token=TOKEN,
+        bound_jkt=jkt(key),
+    )
