@@ -17,9 +17,11 @@ requests, whichever comes later. A lease expires after a twentieth of the limit'
 per-minute limit, 5 s at most): units are counted at most that much before they are used, which a sliding
 window over the whole period hardly notices. What leases can cost a key when its traffic stops: the rest
 of a lease on each replica, at most about half a second of its traffic there and a hundredth of its limit.
-A key whose lease expired with units left is then counted one unit at a time for a whole period of its
-limit: traffic that stops and starts again every few seconds would otherwise lose a lease each time (up
-to about what it used, leases growing twofold), not one a period.
+Traffic that stops and starts again every few seconds loses a lease's rest each time: once what a key
+lost in a period of its limit reaches a hundredth of the limit, it is counted one unit at a time on that
+replica until the period ends. So leasing costs a key at most about two hundredths of its limit per
+period and replica (what it lost before the threshold, and the lease that crossed it), however bursty its
+traffic; steady traffic loses nothing and keeps its leases.
 """
 
 from __future__ import annotations
@@ -45,7 +47,11 @@ class _Lease:
     until: float  # when the units left are dropped
     size: int  # the size of the last lease taken
     leasing: bool = False  # a request of this key is taking a lease now
-    exact_until: float = 0.0  # a lease expired with units left: one unit at a time until then
+    # Units lost (leases expired with units left) in the period that began at `period_start`; once they
+    # reach a hundredth of the limit, one unit at a time until `exact_until`.
+    lost: int = 0
+    period_start: float = 0.0
+    exact_until: float = 0.0
 
 
 def lifetime(item: RateLimitItem) -> float:
@@ -89,11 +95,13 @@ class Leases:
         """A lease of `size` units was counted in the shared budget; one of them is used now."""
         now = self._now()
         lease = self._leases.get(key)
-        if lease is None or now >= lease.until:
-            exact_until = 0.0 if lease is None else lease.exact_until
-            if lease is not None and lease.units > 0:  # units lost: no more lost this period
-                exact_until = now + item.get_expiry()
-            self._leases[key] = _Lease(size - 1, now, now + lifetime(item), size, exact_until=exact_until)
+        if lease is None:
+            self._leases[key] = _Lease(size - 1, now, now + lifetime(item), size, period_start=now)
+        elif now >= lease.until:
+            if lease.units > 0:
+                self._lost(item, lease, now)
+            lease.units, lease.since, lease.until, lease.size = size - 1, now, now + lifetime(item), size
+            lease.leasing = False
         elif size > 1:  # single units (counted while another request leased, say) leave the lease be
             lease.units += size - 1
             lease.since, lease.until, lease.size, lease.leasing = now, now + lifetime(item), size, False
@@ -101,6 +109,18 @@ class Leases:
         if len(self._leases) > MAX_KEYS:
             self._leases.popitem(last=False)
 
+    def _lost(self, item: RateLimitItem, lease: _Lease, now: float) -> None:
+        """The lease expired with `lease.units` unused: count them against the key's allowance for losses."""
+        period = item.get_expiry()
+        if now - lease.period_start >= period:
+            lease.lost, lease.period_start = 0, now
+        lease.lost += lease.units
+        if lease.lost >= max(1, item.amount // LEASE_SHARE):
+            lease.exact_until = lease.period_start + period
+
     def drop(self, key: Hashable) -> None:
-        """The shared budget refused the key a lease: it starts again at one unit."""
-        self._leases.pop(key, None)
+        """The shared budget refused the key a lease: it starts again at one unit (what it lost this period
+        is remembered)."""
+        lease = self._leases.get(key)
+        if lease is not None:
+            lease.units, lease.until, lease.leasing = 0, self._now(), False
