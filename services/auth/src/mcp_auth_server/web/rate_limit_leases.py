@@ -67,16 +67,19 @@ class Leases:
 
     def take(self, key: Hashable) -> bool:
         """Use one unit of the key's lease, if it has one left: the request is counted already."""
-        lease = self._leases.get(key)
-        if lease is None or lease.units <= 0 or self._now() >= lease.until:
+        lease = self._with_units(key)
+        if lease is None:
             return False
         lease.units -= 1
         return True
 
     def has_units(self, key: Hashable) -> bool:
         """Whether the key could spend a unit without asking the shared budget."""
+        return self._with_units(key) is not None
+
+    def _with_units(self, key: Hashable) -> _Lease | None:
         lease = self._leases.get(key)
-        return lease is not None and lease.units > 0 and self._now() < lease.until
+        return lease if lease is not None and lease.units > 0 and self._now() < lease.until else None
 
     def next_size(self, item: RateLimitItem, key: Hashable) -> int:
         """How many units to lease for `key` now (see the module). While another request of the key is
@@ -97,14 +100,15 @@ class Leases:
         lease = self._leases.get(key)
         if lease is None:
             self._leases[key] = _Lease(size - 1, now, now + lifetime(item), size, period_start=now)
-        elif now >= lease.until:
-            if lease.units > 0:
+        else:
+            expired = now >= lease.until
+            if expired and lease.units > 0:
                 self._lost(item, lease, now)
-            lease.units, lease.since, lease.until, lease.size = size - 1, now, now + lifetime(item), size
-            lease.leasing = False
-        elif size > 1:  # single units (counted while another request leased, say) leave the lease be
-            lease.units += size - 1
-            lease.since, lease.until, lease.size, lease.leasing = now, now + lifetime(item), size, False
+                lease.units = 0
+            # A single unit counted while another request leases leaves the lease be.
+            if expired or size > 1:
+                lease.units += size - 1
+                lease.since, lease.until, lease.size, lease.leasing = now, now + lifetime(item), size, False
         self._leases.move_to_end(key)
         if len(self._leases) > MAX_KEYS:
             self._leases.popitem(last=False)

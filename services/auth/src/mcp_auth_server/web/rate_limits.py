@@ -69,6 +69,7 @@ ITEMS: dict[int, type[RateLimitItem]] = {
 STORE_TIMEOUT_SECONDS = 0.5
 STORE_RETRY_SECONDS = 1.0
 STORE_CONNECTIONS = 100  # per process (redis-py's default)
+_NO_WAIT = contextlib.nullcontext()
 
 STORAGE_UP = Gauge(
     "mcp_auth_rate_limit_storage_up",
@@ -177,10 +178,12 @@ class FailOpenStore:
         # A shared budget costs a round trip per check: leases spare most of them (rate_limit_leases.py).
         # Counting in this process's memory costs none, and stays exact.
         self._leases = Leases(time.monotonic) if redis is not None else None
-        # No more checks in the store at once than its pool has connections; the others wait for one:
+        # No more checks in Redis at once than its pool has connections; the others wait for one:
         # redis-py's pool refuses at once, which would pass for an outage and turn the limits off for
         # whoever keeps more checks in flight than that.
-        self._connections = asyncio.Semaphore(STORE_CONNECTIONS)
+        self._connections = (
+            asyncio.Semaphore(redis.connection_pool.max_connections) if redis is not None else None
+        )
         self._resting_until = 0.0
         self._down = False
         STORAGE_UP.set(1)
@@ -191,17 +194,19 @@ class FailOpenStore:
         leases = self._leases
         if leases is not None and (leases.take(identifiers) if spend else leases.has_units(identifiers)):
             return None
-        busy = self._connections.locked()
+        connections = self._connections
+        if connections is None:
+            return await self._counted(item, identifiers, spend)
         try:
-            async with asyncio.timeout(STORE_TIMEOUT_SECONDS) if busy else contextlib.nullcontext():
-                await self._connections.acquire()
+            async with asyncio.timeout(STORE_TIMEOUT_SECONDS) if connections.locked() else _NO_WAIT:
+                await connections.acquire()
         except TimeoutError as exc:
             self._failed(exc)
             return None
         try:
             return await self._counted(item, identifiers, spend)
         finally:
-            self._connections.release()
+            connections.release()
 
     async def _counted(self, item: RateLimitItem, identifiers: tuple[str, ...], spend: bool) -> int | None:
         if self._down and time.monotonic() < self._resting_until:
