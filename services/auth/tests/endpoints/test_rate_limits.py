@@ -9,17 +9,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from limits import RateLimitItemPerMinute
+from limits.aio.storage import MemoryStorage
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from mcp_auth_server.app import create_app
 from mcp_auth_server.settings import AuthSettings
-from mcp_auth_server.web.rate_limits import rate_limit_store
+from mcp_auth_server.web.rate_limits import FailOpenStore, rate_limit_store
 from mcp_testing.redis_server import RedisServer
 
 from ..conftest import ISSUER, RESOURCE_A, serve_in_process
@@ -210,4 +212,33 @@ async def test_many_requests_in_flight_do_not_turn_rate_limiting_off(
         finally:
             await store.aclose()
     assert sum(wait is None for wait in waits) == 100
+    assert sample(UP) == 1
+
+
+class SlowStorage(MemoryStorage):
+    """Counting that takes 20 ms a call, as a Redis under load might."""
+
+    async def acquire_sliding_window_entry(self, *args: Any, **kwargs: Any) -> bool:
+        await asyncio.sleep(0.02)
+        return await super().acquire_sliding_window_entry(*args, **kwargs)
+
+    async def get_sliding_window(self, *args: Any, **kwargs: Any) -> tuple[int, float, int, float]:
+        await asyncio.sleep(0.02)
+        return await super().get_sliding_window(*args, **kwargs)
+
+
+async def test_checks_queued_longer_than_the_store_timeout_are_refused_not_let_through() -> None:
+    """The attack: keep so many checks queued for the store's connections that some wait past the 0.5 s
+    timeout, hoping that wait passes for an outage and the queued requests are served unlimited (and
+    everyone else's with them). A check that waited too long is refused (429, retry in a second); the
+    store is not taken for down."""
+    redis = Redis.from_url("redis://127.0.0.1:1?max_connections=4")  # only its pool's size is read
+    store = FailOpenStore(SlowStorage(), redis)
+    try:
+        item = RateLimitItemPerMinute(10)
+        waits = await asyncio.gather(*(store.hit(item, "token", "address", "flood") for _ in range(400)))
+    finally:
+        await store.aclose()
+    assert sum(wait is None for wait in waits) == 10
+    assert all(wait is None or wait >= 1 for wait in waits)
     assert sample(UP) == 1

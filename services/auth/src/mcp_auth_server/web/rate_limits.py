@@ -65,7 +65,7 @@ ITEMS: dict[int, type[RateLimitItem]] = {
     3600: RateLimitItemPerHour,
 }
 # A rate-limit check waits at most this long for Redis (and, every connection busy, as long again for
-# one); after a failure the store rests this long.
+# one, then its request is refused); after a failure the store rests this long.
 STORE_TIMEOUT_SECONDS = 0.5
 STORE_RETRY_SECONDS = 1.0
 STORE_CONNECTIONS = 100  # per process (redis-py's default)
@@ -76,6 +76,11 @@ STORAGE_UP = Gauge(
     "1 while the rate limits' store (Redis with AUTH_REDIS_URL, else memory) answers; 0 while rate limiting "
     "is off because it does not",
     multiprocess_mode="livemin",
+)
+QUEUED_TOO_LONG = Counter(
+    "mcp_auth_rate_limit_checks_queued_too_long_total",
+    "Requests refused (429) because their rate-limit check waited longer than its timeout for one of the "
+    "store's connections (Redis busy, not down)",
 )
 CHECKS_SKIPPED = Counter(
     "mcp_auth_rate_limit_checks_skipped_total",
@@ -200,9 +205,12 @@ class FailOpenStore:
         try:
             async with asyncio.timeout(STORE_TIMEOUT_SECONDS) if connections.locked() else _NO_WAIT:
                 await connections.acquire()
-        except TimeoutError as exc:
-            self._failed(exc)
-            return None
+        except TimeoutError:
+            # Busy, not down: the store answers everyone else. Whoever keeps this many checks queued
+            # must not be served unlimited for it (nor switch the limits off for everyone), so the
+            # request is refused, to be retried shortly.
+            QUEUED_TOO_LONG.inc()
+            return 1
         try:
             return await self._counted(item, identifiers, spend)
         finally:
