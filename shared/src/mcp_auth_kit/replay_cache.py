@@ -49,6 +49,11 @@ class ReplayCache(Protocol):
         ...
 
 
+# How long a check waits for one of the Redis client's connections when all are in use: enough for a
+# burst to be served, not so long that a hung Redis holds ever more requests queued (then 503).
+CONNECTION_WAIT_SECONDS = 1.0
+
+
 class RedisReplayCache:
     """Shared by every process that uses the same Redis (and prefix)."""
 
@@ -58,7 +63,8 @@ class RedisReplayCache:
         self._redis = redis
         self._outage: type[Exception] = RedisError
         self._prefix = prefix
-        # No more checks at once than the client's pool has connections; the others wait for one.
+        # No more checks at once than the client's pool has connections; the others wait for one (for a
+        # second at most).
         # redis-py refuses a call at once when every connection is busy (MaxConnectionsError, a
         # RedisError): whoever kept that many requests in flight would have had genuine ones refused
         # as if Redis were down.
@@ -68,14 +74,22 @@ class RedisReplayCache:
         # EXAT must lie ahead: a credential expiring this very second is still remembered for one.
         expiry = max(expires_at, math.ceil(time.time()) + 1)
         try:
-            async with self._connections:
-                stored = await self._redis.set(
-                    self._prefix + replay_key(namespace, identifier), 1, nx=True, exat=expiry
-                )
+            async with asyncio.timeout(CONNECTION_WAIT_SECONDS):
+                await self._connections.acquire()
+        except TimeoutError:
+            raise ReplayCacheUnavailable(
+                "the replay cache (Redis) is busy: no connection came free"
+            ) from None
+        try:
+            stored = await self._redis.set(
+                self._prefix + replay_key(namespace, identifier), 1, nx=True, exat=expiry
+            )
         except self._outage as exc:
             raise ReplayCacheUnavailable(
                 f"the replay cache (Redis) is unavailable: {type(exc).__name__}"
             ) from exc
+        finally:
+            self._connections.release()
         return bool(stored)
 
 

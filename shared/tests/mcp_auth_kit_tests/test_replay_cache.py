@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from mcp_auth_kit.replay_cache import MemoryReplayCache, RedisReplayCache
+from mcp_auth_kit.replay_cache import MemoryReplayCache, RedisReplayCache, ReplayCacheUnavailable
 
 
 async def test_an_identifier_is_accepted_once_per_namespace() -> None:
@@ -74,3 +74,29 @@ async def test_more_proofs_in_flight_than_redis_connections_are_checked_not_refu
     assert first == [True] * (4 * pool)
     again = await asyncio.gather(*(cache.first_use("dpop", f"jti-{n}", expires_at) for n in range(4 * pool)))
     assert again == [False] * (4 * pool)
+
+
+async def test_a_redis_that_never_answers_refuses_checks_in_bounded_time() -> None:
+    """A Redis that accepts connections and never answers (hung, or a black hole in front of it): the
+    checks holding the pool's connections fail at the socket timeout, and the ones queued behind them
+    must not wait in line one timeout after another (ever longer, with ever more requests held in memory):
+    they are refused (503) after a bounded wait for a connection."""
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(-1)
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = Redis.from_url(f"redis://127.0.0.1:{port}/0", max_connections=2, socket_timeout=2)
+    cache = RedisReplayCache(client, "kit-test:")
+    started = time.monotonic()
+    try:
+        outcomes = await asyncio.gather(
+            *(cache.first_use("dpop", f"jti-{n}", int(time.time()) + 30) for n in range(6)),
+            return_exceptions=True,
+        )
+    finally:
+        await client.aclose()
+        server.close()
+    assert all(isinstance(outcome, ReplayCacheUnavailable) for outcome in outcomes)
+    assert time.monotonic() - started < 3.0  # queued one timeout after another: 6 s

@@ -19,9 +19,10 @@ window over the whole period hardly notices. What leases can cost a key when its
 of a lease on each replica, at most about half a second of its traffic there and a hundredth of its limit.
 Traffic that stops and starts again every few seconds loses a lease's rest each time: once what a key
 lost in a period of its limit reaches a hundredth of the limit, it is counted one unit at a time on that
-replica until the period ends. So leasing costs a key at most about two hundredths of its limit per
-period and replica (what it lost before the threshold, and the lease that crossed it), however bursty its
-traffic; steady traffic loses nothing and keeps its leases.
+replica until the period ends. So leasing costs a bursty key about two hundredths of its limit per
+period and replica (what it lost before the threshold, and the lease that crossed it; a sliding window
+spanning two periods can see twice that), as long as the key stays among the MAX_KEYS remembered; steady
+traffic loses nothing and keeps its leases.
 """
 
 from __future__ import annotations
